@@ -1,0 +1,195 @@
+/*
+ * CEngine: the cryptographic core of Micropay.
+ *
+ * Only <stdint.h>/<stddef.h> types cross this boundary; libsodium and OpenSSL
+ * stay inside the .c files. Every symbol carries the `mp_` prefix. Functions
+ * that can fail return `mp_status`; batch entry points never fail per element,
+ * they write one result byte per element into caller-provided memory and do
+ * not allocate.
+ *
+ * Call mp_init() once before anything else (it is idempotent and thread-safe).
+ */
+#ifndef CENGINE_H
+#define CENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mp_status {
+    MP_OK = 0,
+    /* an AEAD tag or MAC did not verify */
+    MP_ERR_AUTH = 1,
+    /* an argument is out of range (a length, an index, a kernel) */
+    MP_ERR_ARGUMENT = 2,
+    /* libsodium or OpenSSL failed (allocation, library initialisation) */
+    MP_ERR_LIBRARY = 3,
+    /* the requested kernel or backend does not run on this CPU */
+    MP_ERR_UNSUPPORTED = 4,
+} mp_status;
+
+/* Initialises libsodium and picks the fastest kernels this CPU runs.
+ * Honours MICROPAY_SHA256_KERNEL=portable|shani to force a kernel. */
+mp_status mp_init(void);
+
+/* ---- SHA-256 ------------------------------------------------------------ */
+
+typedef enum mp_sha256_kernel {
+    MP_SHA256_PORTABLE = 0,
+    /* x86-64 SHA extensions (sha256rnds2 and friends) */
+    MP_SHA256_SHANI = 1,
+} mp_sha256_kernel;
+
+#define MP_SHA256_KERNEL_COUNT 2
+
+/* 1 if `kernel` runs on this CPU, else 0. */
+int mp_sha256_kernel_available(mp_sha256_kernel kernel);
+/* The kernel every hashing entry point uses now. */
+mp_sha256_kernel mp_sha256_active_kernel(void);
+/* A short stable name: "portable", "sha-ni". NULL for an unknown value. */
+const char *mp_sha256_kernel_name(mp_sha256_kernel kernel);
+/* Switches every hashing entry point to `kernel` (for tests and benchmarks). */
+mp_status mp_sha256_force_kernel(mp_sha256_kernel kernel);
+
+/* SHA-256 of `len` bytes with the active kernel. */
+void mp_sha256(const void *msg, size_t len, uint8_t out[32]);
+/* SHA-256 with a named kernel; MP_ERR_UNSUPPORTED if the CPU lacks it. */
+mp_status mp_sha256_with_kernel(mp_sha256_kernel kernel, const void *msg, size_t len,
+                                uint8_t out[32]);
+
+/* ---- HMAC-SHA-256 with cached key states --------------------------------- */
+
+/* The inner and outer chaining values of one key: HMAC of a short message
+ * then costs two or three compressions instead of four or five. Secret:
+ * zero it with mp_zero when done. */
+typedef struct mp_hmac_key {
+    uint32_t inner[8];
+    uint32_t outer[8];
+} mp_hmac_key;
+
+void mp_hmac_key_init(mp_hmac_key *state, const void *key, size_t key_len);
+/* HMAC(key, part1 || part2); either part may be empty (NULL with length 0). */
+void mp_hmac2(const mp_hmac_key *state, const void *part1, size_t len1,
+              const void *part2, size_t len2, uint8_t out[32]);
+/* One-shot HMAC(key, msg) without a cached state. */
+void mp_hmac(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[32]);
+/* MAC128(k, label, m): the first 16 bytes of HMAC(k, label[4] || m). */
+void mp_mac128(const mp_hmac_key *state, const char label[4], const void *msg, size_t len,
+               uint8_t out[16]);
+/* Constant-time check of `tag` against MAC128(k, label, m): MP_OK or MP_ERR_AUTH. */
+mp_status mp_mac128_verify(const mp_hmac_key *state, const char label[4], const void *msg,
+                           size_t len, const uint8_t tag[16]);
+
+/* Batch: for each record r (at records + r * stride), checks the 16 bytes at
+ * offset `mac_len` against MAC128(*keys[r], label, first mac_len bytes).
+ * ok[r] = 1 on match, else 0. mac_len + 16 <= stride. */
+void mp_mac128_verify_batch(size_t count, const mp_hmac_key *const *keys, const char label[4],
+                            const uint8_t *records, size_t stride, size_t mac_len, uint8_t *ok);
+
+/* ---- Key derivation (PROTOCOL §1) --------------------------------------- */
+
+/* K_C or K_M = HMAC(master, "MPK1" || role || u32 bank_id || u64 account);
+ * role is 'C' or 'M'. */
+mp_status mp_derive_account_key(const uint8_t master[32], char role, uint32_t bank_id,
+                                uint64_t account, uint8_t out[32]);
+/* K_CM = HMAC(master, "MPS1" || u32 bank_id || u64 serial). */
+void mp_derive_session_key(const uint8_t master[32], uint32_t bank_id, uint64_t serial,
+                           uint8_t out[32]);
+/* A labelled subkey: HMAC(key, label[4]); enc(K) uses "MPE1", mac(K) "MPM1". */
+void mp_derive_subkey(const uint8_t key[32], const char label[4], uint8_t out[32]);
+
+/* ---- Hash chains (PROTOCOL §5) ------------------------------------------ */
+
+/* step(i, w) = SHA-256("MPC1" || chain_id[12] || u32 i || w[32]). */
+void mp_chain_step(const uint8_t chain_id[12], uint32_t i, const uint8_t w[32], uint8_t out[32]);
+/* From (i, w_i) down to index j <= i: out = w_j (i - j steps).
+ * MP_ERR_ARGUMENT if j > i. `out` may alias `w`. */
+mp_status mp_chain_walk(const uint8_t chain_id[12], uint32_t i, const uint8_t w[32], uint32_t j,
+                        uint8_t out[32]);
+
+/* Batch: for each element e, walks from (index[e], words + 32e) down to
+ * last[e] and compares, in constant time, with expected + 32e. chain_ids holds
+ * 12 bytes per element. ok[e] = 1 on match, else 0 (also when
+ * index[e] <= last[e]). The caller bounds index - last (the protocol's 4096). */
+void mp_chain_verify_batch(size_t count, const uint8_t *chain_ids, const uint32_t *index,
+                           const uint8_t *words, const uint32_t *last, const uint8_t *expected,
+                           uint8_t *ok);
+
+/* ---- XChaCha20-Poly1305-IETF (libsodium) ---------------------------------- */
+
+#define MP_XCHACHA_NONCE_BYTES 24
+#define MP_AEAD_TAG_BYTES 16
+
+/* out receives len + 16 bytes: ciphertext then tag. */
+mp_status mp_xchacha_seal(uint8_t *out, const uint8_t *msg, size_t len, const uint8_t *ad,
+                          size_t ad_len, const uint8_t nonce[24], const uint8_t key[32]);
+/* `in` holds ciphertext then tag (in_len >= 16); out receives in_len - 16 bytes.
+ * MP_ERR_AUTH if the tag fails, and then out is zeroed. */
+mp_status mp_xchacha_open(uint8_t *out, const uint8_t *in, size_t in_len, const uint8_t *ad,
+                          size_t ad_len, const uint8_t nonce[24], const uint8_t key[32]);
+
+/* Batch over fixed-layout wire records under one key, as Tickets are: record r
+ * starts at records + r * stride; its associated data is its first ad_len
+ * bytes, its nonce the 24 bytes at nonce_off, its sealed part (ciphertext then
+ * tag) the sealed_len bytes at sealed_off. The plaintext goes to
+ * out + r * out_stride; ok[r] = 1 if it opened, else 0 (and that output is
+ * zeroed). */
+void mp_xchacha_open_batch(size_t count, const uint8_t *records, size_t stride, size_t ad_len,
+                           size_t nonce_off, size_t sealed_off, size_t sealed_len,
+                           const uint8_t key[32], uint8_t *out, size_t out_stride, uint8_t *ok);
+
+/* ---- AES-256-GCM with a context kept per key -------------------------------- */
+
+typedef enum mp_aes_gcm_backend {
+    /* libsodium's precomputed state where the CPU has AES-NI, else OpenSSL */
+    MP_AES_GCM_AUTO = 0,
+    MP_AES_GCM_OPENSSL = 1,
+    MP_AES_GCM_SODIUM = 2,
+} mp_aes_gcm_backend;
+
+typedef struct mp_aes_gcm_key mp_aes_gcm_key;
+
+/* NULL on allocation failure or when `backend` does not run here. */
+mp_aes_gcm_key *mp_aes_gcm_key_new(const uint8_t key[32], mp_aes_gcm_backend backend);
+/* Zeroes and frees. NULL is ignored. */
+void mp_aes_gcm_key_free(mp_aes_gcm_key *key);
+/* The backend this key runs on (never MP_AES_GCM_AUTO). */
+mp_aes_gcm_backend mp_aes_gcm_key_backend(const mp_aes_gcm_key *key);
+int mp_aes_gcm_backend_available(mp_aes_gcm_backend backend);
+
+/* 12-byte nonce; out receives len + 16 bytes (ciphertext then tag). */
+mp_status mp_aes_gcm_seal(mp_aes_gcm_key *key, uint8_t *out, const uint8_t *msg, size_t len,
+                          const uint8_t *ad, size_t ad_len, const uint8_t nonce[12]);
+/* in_len >= 16; out receives in_len - 16 bytes, zeroed if MP_ERR_AUTH. */
+mp_status mp_aes_gcm_open(mp_aes_gcm_key *key, uint8_t *out, const uint8_t *in, size_t in_len,
+                          const uint8_t *ad, size_t ad_len, const uint8_t nonce[12]);
+
+/* The chunks of a GoodsStream (PROTOCOL §8) in one call. header48 is the
+ * stream header; chunk j (from 0) uses nonce u32 0 || u64 j and associated
+ * data header48 || u64 j || u8 final. chunk >= 1.
+ * mp_goods_seal: content of `total` bytes → out of total + 16 * chunks bytes.
+ * mp_goods_open: the reverse; MP_ERR_AUTH on the first chunk that fails
+ * (and out is zeroed). mp_goods_chunk_count gives max(1, ceil(total/chunk)). */
+uint64_t mp_goods_chunk_count(uint64_t total, uint32_t chunk);
+mp_status mp_goods_seal(mp_aes_gcm_key *key, const uint8_t header48[48], uint32_t chunk,
+                        const uint8_t *content, uint64_t total, uint8_t *out);
+mp_status mp_goods_open(mp_aes_gcm_key *key, const uint8_t header48[48], uint32_t chunk,
+                        const uint8_t *sealed, uint64_t total, uint8_t *out);
+
+/* ---- Utilities (libsodium) ------------------------------------------------ */
+
+/* 1 if the buffers are equal; time depends only on len. */
+int mp_ct_equal(const void *a, const void *b, size_t len);
+/* Zeroes memory in a way the compiler cannot elide. */
+void mp_zero(void *p, size_t len);
+/* Bytes from libsodium's CSPRNG. */
+void mp_random(void *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CENGINE_H */

@@ -1,0 +1,99 @@
+/* HMAC-SHA-256 (RFC 2104) over cached key states, MAC128, and the key
+ * schedule of PROTOCOL §1. */
+#include "internal.h"
+
+void mp_hmac_key_init(mp_hmac_key *state, const void *key, size_t key_len) {
+    mp_compress_fn compress = mp_active_compress();
+    uint8_t block[64] = {0};
+    if (key_len > 64) {
+        mp_sha256(key, key_len, block);
+    } else if (key_len > 0) {
+        memcpy(block, key, key_len);
+    }
+    for (int i = 0; i < 64; i++) block[i] ^= 0x36;
+    memcpy(state->inner, mp_sha256_iv, sizeof state->inner);
+    compress(state->inner, block, 1);
+    for (int i = 0; i < 64; i++) block[i] ^= 0x36 ^ 0x5c;
+    memcpy(state->outer, mp_sha256_iv, sizeof state->outer);
+    compress(state->outer, block, 1);
+    mp_zero(block, sizeof block);
+}
+
+void mp_hmac_outer(mp_compress_fn compress, const uint32_t outer[8], const uint8_t inner_digest[32],
+                   uint8_t out[32]) {
+    /* 64 bytes of key block already absorbed + 32 of digest = 768 bits */
+    static const uint8_t pad[32] = {0x80, [30] = 0x03, [31] = 0x00};
+    uint8_t block[64];
+    uint32_t h[8];
+    memcpy(block, inner_digest, 32);
+    memcpy(block + 32, pad, 32);
+    memcpy(h, outer, sizeof h);
+    compress(h, block, 1);
+    mp_state_to_bytes(h, out);
+}
+
+void mp_hmac2(const mp_hmac_key *state, const void *part1, size_t len1, const void *part2,
+              size_t len2, uint8_t out[32]) {
+    mp_compress_fn compress = mp_active_compress();
+    mp_sha256_ctx ctx;
+    uint8_t inner[32];
+    mp_sha256_ctx_resume(&ctx, compress, state->inner, 64);
+    if (len1 > 0) mp_sha256_ctx_update(&ctx, part1, len1);
+    if (len2 > 0) mp_sha256_ctx_update(&ctx, part2, len2);
+    mp_sha256_ctx_final(&ctx, inner);
+    mp_hmac_outer(compress, state->outer, inner, out);
+}
+
+void mp_hmac(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[32]) {
+    mp_hmac_key state;
+    mp_hmac_key_init(&state, key, key_len);
+    mp_hmac2(&state, msg, len, NULL, 0, out);
+    mp_zero(&state, sizeof state);
+}
+
+void mp_mac128(const mp_hmac_key *state, const char label[4], const void *msg, size_t len,
+               uint8_t out[16]) {
+    uint8_t full[32];
+    mp_hmac2(state, label, 4, msg, len, full);
+    memcpy(out, full, 16);
+}
+
+mp_status mp_mac128_verify(const mp_hmac_key *state, const char label[4], const void *msg,
+                           size_t len, const uint8_t tag[16]) {
+    uint8_t expect[16];
+    mp_mac128(state, label, msg, len, expect);
+    return mp_ct_equal(expect, tag, 16) ? MP_OK : MP_ERR_AUTH;
+}
+
+void mp_mac128_verify_batch(size_t count, const mp_hmac_key *const *keys, const char label[4],
+                            const uint8_t *records, size_t stride, size_t mac_len, uint8_t *ok) {
+    for (size_t r = 0; r < count; r++) {
+        const uint8_t *rec = records + r * stride;
+        ok[r] = mp_mac128_verify(keys[r], label, rec, mac_len, rec + mac_len) == MP_OK;
+    }
+}
+
+mp_status mp_derive_account_key(const uint8_t master[32], char role, uint32_t bank_id,
+                                uint64_t account, uint8_t out[32]) {
+    if (role != 'C' && role != 'M') return MP_ERR_ARGUMENT;
+    uint8_t msg[17];
+    memcpy(msg, "MPK1", 4);
+    msg[4] = (uint8_t)role;
+    mp_store_be32(msg + 5, bank_id);
+    mp_store_be64(msg + 9, account);
+    mp_hmac(master, 32, msg, sizeof msg, out);
+    return MP_OK;
+}
+
+void mp_derive_session_key(const uint8_t master[32], uint32_t bank_id, uint64_t serial,
+                           uint8_t out[32]) {
+    uint8_t msg[16];
+    memcpy(msg, "MPS1", 4);
+    mp_store_be32(msg + 4, bank_id);
+    mp_store_be64(msg + 8, serial);
+    mp_hmac(master, 32, msg, sizeof msg, out);
+}
+
+void mp_derive_subkey(const uint8_t key[32], const char label[4], uint8_t out[32]) {
+    mp_hmac(key, 32, label, 4, out);
+}
