@@ -1,12 +1,12 @@
 # Quick start: `make run` (the main job) and `make test`. Both first install
 # the Debian packages the project builds against, when they are missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := libsodium-dev libssl-dev pkg-config
+DEB_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config
 
 .PHONY: deps run test build
 
 deps:
-	@if ! pkg-config --exists libsodium libcrypto 2>/dev/null; then \
+	@if ! pkg-config --exists libsodium libcrypto sqlite3 2>/dev/null; then \
 		echo "Installing $(DEB_PACKAGES)"; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PACKAGES); \
