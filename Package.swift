@@ -8,10 +8,14 @@ let package = Package(
     name: "Micropay",
     products: [
         .library(name: "MicropayCore", targets: ["MicropayCore"]),
+        .library(name: "MicropayBank", targets: ["MicropayBank"]),
+        .library(name: "MicropayCustomer", targets: ["MicropayCustomer"]),
+        .library(name: "MicropayMerchant", targets: ["MicropayMerchant"]),
         .executable(name: "micropay", targets: ["micropay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -34,10 +38,23 @@ let package = Package(
             name: "MicropayCore",
             dependencies: ["CEngine"]
         ),
+        // The three roles, each over the core only, each with its own SQLite store.
+        .target(
+            name: "MicropayBank",
+            dependencies: ["MicropayCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "MicropayCustomer",
+            dependencies: ["MicropayCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "MicropayMerchant",
+            dependencies: ["MicropayCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "micropay",
             dependencies: [
-                "MicropayCore",
+                "MicropayCore", "MicropayBank", "MicropayCustomer", "MicropayMerchant",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +62,32 @@ let package = Package(
             name: "MicropayCoreTests",
             dependencies: ["MicropayCore", "COpenSSL"],
             resources: [.copy("Resources/v1.json")]
+        ),
+        // A child process for the crash tests: they kill it with SIGKILL mid-work.
+        .executableTarget(
+            name: "CrashHarness",
+            dependencies: ["MicropayBank", "MicropayMerchant", "MicropayCustomer"],
+            path: "Tests/CrashHarness"
+        ),
+        .testTarget(
+            name: "MicropayBankTests",
+            dependencies: ["MicropayBank", "CrashHarness"],
+            resources: [.copy("Resources/v1.json")]
+        ),
+        .testTarget(
+            name: "MicropayMerchantTests",
+            dependencies: ["MicropayMerchant", "CrashHarness"],
+            resources: [.copy("Resources/v1.json")]
+        ),
+        .testTarget(
+            name: "MicropayCustomerTests",
+            dependencies: ["MicropayCustomer"],
+            resources: [.copy("Resources/v1.json")]
+        ),
+        // The three roles together: money moves end to end.
+        .testTarget(
+            name: "MicropayEndToEndTests",
+            dependencies: ["MicropayBank", "MicropayCustomer", "MicropayMerchant"]
         ),
     ]
 )
