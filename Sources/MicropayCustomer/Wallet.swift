@@ -1,0 +1,118 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import GRDB
+import MicropayCore
+
+/// The customer's wallet file (SQLite through GRDB): the account, its key,
+/// the wallet secret that seeds every chain, pending requests and the
+/// tickets with their payment positions. Every payment's new position is
+/// written (synchronous = FULL) before the payment is handed out, so a crash
+/// can never make the wallet reuse a sequence number or pay a word twice as
+/// two different payments. The file holds secrets and is created owner-only.
+final class Wallet: @unchecked Sendable {
+    let database: DatabaseQueue
+
+    struct Identity {
+        let bankID: UInt32
+        let account: UInt64
+        let key: SecretKey
+        let walletSecret: SecretKey
+    }
+
+    private init(database: DatabaseQueue) { self.database = database }
+
+    static func create(path: String, identity: Identity) throws(CustomerError) -> Wallet {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw .storage("\(path) already exists")
+        }
+        // Owner-only from the first byte: create the empty file with 0600 first.
+        let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard fd >= 0 else { throw .storage("cannot create \(path): \(String(cString: strerror(errno)))") }
+        Glibc.close(fd)
+        let wallet = try open(path: path)
+        try wallet.write { db in
+            try db.execute(
+                sql: "INSERT INTO identity (id, bank_id, account, key, wallet_secret) VALUES (1, ?, ?, ?, ?)",
+                arguments: [Int64(identity.bankID), Int64(bitPattern: identity.account),
+                            identity.key.withUnsafeBytes { Data($0) }, identity.walletSecret.withUnsafeBytes { Data($0) }])
+        }
+        return wallet
+    }
+
+    static func open(path: String) throws(CustomerError) -> Wallet {
+        do {
+            var configuration = Configuration()
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            let wallet = Wallet(database: try DatabaseQueue(path: path, configuration: configuration))
+            try migrator.migrate(wallet.database)
+            return wallet
+        } catch {
+            throw .storage("\(path): \(error)")
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE identity (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    bank_id INTEGER NOT NULL, account INTEGER NOT NULL,
+                    key BLOB NOT NULL, wallet_secret BLOB NOT NULL);
+                CREATE TABLE request (
+                    request_id BLOB PRIMARY KEY,
+                    bytes BLOB NOT NULL,
+                    checkpoints BLOB);
+                CREATE TABLE ticket (
+                    serial INTEGER PRIMARY KEY,
+                    merchant INTEGER NOT NULL,
+                    "limit" INTEGER NOT NULL, unit INTEGER NOT NULL, chain_length INTEGER NOT NULL,
+                    chain_id BLOB NOT NULL, issued INTEGER NOT NULL, expires INTEGER NOT NULL,
+                    session_key BLOB NOT NULL, ticket BLOB NOT NULL, checkpoints BLOB,
+                    paid_index INTEGER NOT NULL DEFAULT 0,
+                    seq INTEGER NOT NULL DEFAULT 0,
+                    cumulative INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE purchase (
+                    serial INTEGER NOT NULL, item BLOB NOT NULL,
+                    PRIMARY KEY (serial, item));
+                """)
+        }
+        return migrator
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws(CustomerError) -> T {
+        do { return try database.write(body) } catch let error as CustomerError { throw error } catch {
+            throw .storage("\(error)")
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws(CustomerError) -> T {
+        do { return try database.read(body) } catch let error as CustomerError { throw error } catch {
+            throw .storage("\(error)")
+        }
+    }
+
+    func identity() throws(CustomerError) -> Identity {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM identity WHERE id = 1") else {
+                throw CustomerError.storage("the wallet has no identity")
+            }
+            let key: Data = row["key"], secret: Data = row["wallet_secret"]
+            return Identity(
+                bankID: UInt32(row["bank_id"] as Int64),
+                account: UInt64(bitPattern: row["account"]),
+                key: try key.withUnsafeBytes { try SecretKey(bytes: $0) },
+                walletSecret: try secret.withUnsafeBytes { try SecretKey(bytes: $0) })
+        }
+    }
+}
+
+extension UInt64 {
+    /// SQLite integers are signed: identifiers are stored by bit pattern.
+    var stored: Int64 { Int64(bitPattern: self) }
+}
