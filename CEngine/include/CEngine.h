@@ -118,6 +118,40 @@ void mp_chain_verify_batch(size_t count, const uint8_t *chain_ids, const uint32_
                            const uint8_t *words, const uint32_t *last, const uint8_t *expected,
                            uint8_t *ok);
 
+/* ---- Multi-lane batch kernels ---------------------------------------------- */
+
+/* The kernels behind mp_chain_verify_batch and mp_mac128_verify_batch: many
+ * independent SHA-256 blocks in flight at once, to fill the hash unit. */
+typedef enum mp_lane_kernel {
+    /* one element at a time through the active SHA-256 kernel */
+    MP_LANES_PORTABLE = 0,
+    /* SHA extensions with 1, 2 or 4 independent blocks interleaved */
+    MP_LANES_SHANI_X1 = 1,
+    MP_LANES_SHANI_X2 = 2,
+    MP_LANES_SHANI_X4 = 3,
+    /* AVX2: 8 blocks, one per 32-bit lane of a 256-bit register */
+    MP_LANES_AVX2_X8 = 4,
+} mp_lane_kernel;
+
+#define MP_LANE_KERNEL_COUNT 5
+
+int mp_lane_kernel_available(mp_lane_kernel kernel);
+mp_lane_kernel mp_lane_active_kernel(void);
+/* "portable", "sha-ni-x1", "sha-ni-x2", "sha-ni-x4", "avx2-x8"; NULL if unknown. */
+const char *mp_lane_kernel_name(mp_lane_kernel kernel);
+/* Chosen once by mp_init (MICROPAY_LANE_KERNEL=name forces one). */
+mp_status mp_lane_force_kernel(mp_lane_kernel kernel);
+
+/* mp_chain_verify_batch and mp_mac128_verify_batch on a named kernel;
+ * MP_ERR_UNSUPPORTED if this CPU lacks it. */
+mp_status mp_chain_verify_batch_with(mp_lane_kernel kernel, size_t count, const uint8_t *chain_ids,
+                                     const uint32_t *index, const uint8_t *words, const uint32_t *last,
+                                     const uint8_t *expected, uint8_t *ok);
+mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, size_t count,
+                                      const mp_hmac_key *const *keys, const char label[4],
+                                      const uint8_t *records, size_t stride, size_t mac_len,
+                                      uint8_t *ok);
+
 /* ---- XChaCha20-Poly1305-IETF (libsodium) ---------------------------------- */
 
 #define MP_XCHACHA_NONCE_BYTES 24

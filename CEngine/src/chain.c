@@ -39,7 +39,7 @@ mp_status mp_chain_walk(const uint8_t chain_id[12], uint32_t i, const uint8_t w[
     return MP_OK;
 }
 
-void mp_chain_verify_batch(size_t count, const uint8_t *chain_ids, const uint32_t *index,
+void mp_chain_verify_portable(size_t count, const uint8_t *chain_ids, const uint32_t *index,
                            const uint8_t *words, const uint32_t *last, const uint8_t *expected,
                            uint8_t *ok) {
     uint8_t w[32];

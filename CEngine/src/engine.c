@@ -5,6 +5,7 @@
 #include "internal.h"
 
 void mp_sha256_pick_kernel(void);
+void mp_lane_pick_kernel(void);
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static mp_status init_status = MP_ERR_LIBRARY;
@@ -12,6 +13,7 @@ static mp_status init_status = MP_ERR_LIBRARY;
 static void init_engine(void) {
     if (sodium_init() < 0) return;
     mp_sha256_pick_kernel();
+    mp_lane_pick_kernel();
     init_status = MP_OK;
 }
 

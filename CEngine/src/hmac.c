@@ -65,7 +65,7 @@ mp_status mp_mac128_verify(const mp_hmac_key *state, const char label[4], const 
     return mp_ct_equal(expect, tag, 16) ? MP_OK : MP_ERR_AUTH;
 }
 
-void mp_mac128_verify_batch(size_t count, const mp_hmac_key *const *keys, const char label[4],
+void mp_mac128_verify_portable(size_t count, const mp_hmac_key *const *keys, const char label[4],
                             const uint8_t *records, size_t stride, size_t mac_len, uint8_t *ok) {
     for (size_t r = 0; r < count; r++) {
         const uint8_t *rec = records + r * stride;

@@ -62,4 +62,29 @@ static inline void mp_state_to_bytes(const uint32_t h[8], uint8_t out[32]) {
     for (int i = 0; i < 8; i++) mp_store_be32(out + 4 * i, h[i]);
 }
 
+/* Batch kernels: the contracts of mp_chain_verify_batch and mp_mac128_verify_batch. */
+#define MP_CHAIN_BATCH_PARAMS                                                                   \
+    size_t count, const uint8_t *chain_ids, const uint32_t *index, const uint8_t *words,         \
+        const uint32_t *last, const uint8_t *expected, uint8_t *ok
+#define MP_TAG_BATCH_PARAMS                                                                     \
+    size_t count, const mp_hmac_key *const *keys, const char label[4], const uint8_t *records, \
+        size_t stride, size_t mac_len, uint8_t *ok
+
+typedef void (*mp_chain_batch_fn)(MP_CHAIN_BATCH_PARAMS);
+typedef void (*mp_tag_batch_fn)(MP_TAG_BATCH_PARAMS);
+
+void mp_chain_verify_portable(MP_CHAIN_BATCH_PARAMS);
+void mp_mac128_verify_portable(MP_TAG_BATCH_PARAMS);
+#if defined(__x86_64__)
+int mp_cpu_has_avx2(void);
+void mp_chain_verify_shani_x1(MP_CHAIN_BATCH_PARAMS);
+void mp_chain_verify_shani_x2(MP_CHAIN_BATCH_PARAMS);
+void mp_chain_verify_shani_x4(MP_CHAIN_BATCH_PARAMS);
+void mp_mac128_verify_shani_x1(MP_TAG_BATCH_PARAMS);
+void mp_mac128_verify_shani_x2(MP_TAG_BATCH_PARAMS);
+void mp_mac128_verify_shani_x4(MP_TAG_BATCH_PARAMS);
+void mp_chain_verify_avx2_x8(MP_CHAIN_BATCH_PARAMS);
+void mp_mac128_verify_avx2_x8(MP_TAG_BATCH_PARAMS);
+#endif
+
 #endif

@@ -16,6 +16,18 @@ int mp_cpu_has_shani(void) {
     return ssse3 && sse41 && sha;
 }
 
+int mp_cpu_has_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    /* AVX needs OSXSAVE and the OS saving YMM state (XCR0 bits 1 and 2) */
+    if (!((c >> 27) & 1) || !((c >> 28) & 1)) return 0;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 6) != 6) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5) & 1;
+}
+
 int mp_cpu_has_aesni(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;

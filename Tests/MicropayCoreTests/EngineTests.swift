@@ -119,10 +119,12 @@ struct HMACTests {
             recordKeys.append(key)
             expected.append(good)
         }
-        let verdicts = records.withUnsafeBytes {
-            MACKey.verifyBatch(label: .order, keys: recordKeys, records: $0, stride: 76, macLength: 60)
+        for kernel in Engine.availableLaneKernels {
+            let verdicts = try records.withUnsafeBytes {
+                try MACKey.verifyBatch(label: .order, keys: recordKeys, records: $0, stride: 76, macLength: 60, kernel: kernel)
+            }
+            #expect(verdicts == expected, "\(kernel)")
         }
-        #expect(verdicts == expected)
     }
 }
 
@@ -300,6 +302,86 @@ struct ForcedKernelTests {
             #expect(HashChain.verify(chainID: chainID, index: index, word: word, last: last, lastWord: words[Int(last)])
                     == (index > last && !forge))
         }
-        #expect(HashChain.verifyBatch(claims) == expected)
+        #expect(try HashChain.verifyBatch(claims) == expected)
+    }
+}
+
+/// Every multi-lane kernel against the scalar path (one `HashChain.verify` or
+/// `MACKey.verify` per element) on random batches.
+@Suite("Lane kernels")
+struct LaneKernelTests {
+    static let kernels = Engine.availableLaneKernels
+
+    @Test("the portable kernel is always there and the best one is active")
+    func dispatch() {
+        #expect(Self.kernels.first == .portable)
+        #expect(Engine.activeLaneKernel.isAvailable)
+        #expect(Engine.LaneKernel(name: "sha-ni-x4") == .shaNIx4)
+    }
+
+    @Test("chain verification: mixed distances, forged words, nothing to walk, many chains", arguments: kernels)
+    func chains(kernel: Engine.LaneKernel) throws {
+        var generator = SplitMix64(seed: 0xC4A1 &+ UInt64(kernel.rawValue))
+        // A few real chains of different lengths.
+        let chains: [(id: Bytes12, words: [Bytes32])] = (0..<9).map { c in
+            let id = Bytes12(randomBytes(12, using: &generator))!
+            let n = 20 + 7 * c
+            var words = [Bytes32](repeating: Bytes32(), count: n + 1)
+            words[n] = Bytes32(randomBytes(32, using: &generator))!
+            for i in stride(from: n, to: 0, by: -1) { words[i - 1] = HashChain.step(chainID: id, index: UInt32(i), word: words[i]) }
+            return (id, words)
+        }
+        for count in [0, 1, 2, 3, 4, 5, 7, 8, 9, 31, 200] {
+            var claims: [HashChain.Claim] = []
+            for _ in 0..<count {
+                let chain = chains[Int.random(in: 0..<chains.count, using: &generator)]
+                let n = chain.words.count - 1
+                let last = Int.random(in: 0...n, using: &generator)
+                // Mostly short walks (distance 1), some long, some with nothing to walk.
+                let index: Int = switch Int.random(in: 0..<10, using: &generator) {
+                case 0: Int.random(in: 0...last, using: &generator)
+                case 1...3: Int.random(in: last...n, using: &generator)
+                default: min(last + 1, n)
+                }
+                var word = chain.words[index]
+                if Int.random(in: 0..<4, using: &generator) == 0 { word.withUnsafeMutableBytes { $0[Int.random(in: 0..<32, using: &generator)] ^= 0x10 } }
+                var lastWord = chain.words[last]
+                if Int.random(in: 0..<20, using: &generator) == 0 { lastWord.withUnsafeMutableBytes { $0[31] ^= 1 } }
+                claims.append(.init(chainID: chain.id, index: UInt32(index), word: word, last: UInt32(last), lastWord: lastWord))
+            }
+            let expected = claims.map { HashChain.verify(chainID: $0.chainID, index: $0.index, word: $0.word, last: $0.last, lastWord: $0.lastWord) }
+            #expect(try HashChain.verifyBatch(claims, kernel: kernel) == expected, "count \(count)")
+            if count == 200 { #expect(expected.contains(true) && expected.contains(false)) }
+        }
+    }
+
+    @Test("order tags: many keys, forged tags and bodies, every batch size", arguments: kernels)
+    func tags(kernel: Engine.LaneKernel) throws {
+        var generator = SplitMix64(seed: 0x7A65 &+ UInt64(kernel.rawValue))
+        let keys = (0..<13).map { _ in MACKey(try! SecretKey(bytes: randomBytes(32, using: &generator))) }
+        for count in [0, 1, 2, 3, 4, 5, 7, 8, 9, 17, 300] {
+            var records: [UInt8] = []
+            var recordKeys: [MACKey] = []
+            var expected: [Bool] = []
+            for _ in 0..<count {
+                let key = keys[Int.random(in: 0..<keys.count, using: &generator)]
+                var record = randomBytes(60, using: &generator)
+                record += key.mac128(label: .order, record).bytes
+                switch Int.random(in: 0..<6, using: &generator) {
+                case 0: record[Int.random(in: 60..<76, using: &generator)] ^= 0x01
+                case 1: record[Int.random(in: 0..<60, using: &generator)] ^= 0x80
+                default: break
+                }
+                expected.append(record.withUnsafeBytes { r in
+                    key.verify(label: .order, UnsafeRawBufferPointer(rebasing: r[..<60]), tag: Bytes16(r[60..<76])!)
+                })
+                records += record
+                recordKeys.append(key)
+            }
+            let verdicts = try records.withUnsafeBytes {
+                try MACKey.verifyBatch(label: .order, keys: recordKeys, records: $0, stride: 76, macLength: 60, kernel: kernel)
+            }
+            #expect(verdicts == expected, "count \(count)")
+        }
     }
 }

@@ -24,6 +24,43 @@ public enum Engine {
         }
     }
 
+    /// A multi-lane kernel behind the batch entry points (chain and tag verification).
+    public enum LaneKernel: Int, CaseIterable, Sendable, CustomStringConvertible {
+        case portable = 0
+        case shaNIx1 = 1
+        case shaNIx2 = 2
+        case shaNIx4 = 3
+        case avx2x8 = 4
+
+        var c: mp_lane_kernel { mp_lane_kernel(rawValue: UInt32(rawValue)) }
+
+        public var isAvailable: Bool {
+            Engine.ensureInitialized()
+            return mp_lane_kernel_available(c) != 0
+        }
+
+        public var description: String { String(cString: mp_lane_kernel_name(c)) }
+
+        public init?(name: String) {
+            guard let kernel = Self.allCases.first(where: { $0.description == name }) else { return nil }
+            self = kernel
+        }
+    }
+
+    /// The lane kernel the batch entry points use now.
+    public static var activeLaneKernel: LaneKernel {
+        ensureInitialized()
+        return LaneKernel(rawValue: Int(mp_lane_active_kernel().rawValue))!
+    }
+
+    public static var availableLaneKernels: [LaneKernel] { LaneKernel.allCases.filter(\.isAvailable) }
+
+    /// Switches the batch entry points of the whole process to `kernel`.
+    public static func forceLaneKernel(_ kernel: LaneKernel) throws(MicropayError) {
+        ensureInitialized()
+        guard mp_lane_force_kernel(kernel.c) == MP_OK else { throw .unsupportedKernel(kernel.description) }
+    }
+
     // Swift runs a global's initialiser once, thread-safely: the engine's
     // one-time set-up hangs off it.
     private static let initStatus: mp_status = mp_init()

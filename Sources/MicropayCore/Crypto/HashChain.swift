@@ -71,8 +71,9 @@ public enum HashChain {
         }
     }
 
-    /// Checks many claims in one engine call (struct-of-arrays inside).
-    public static func verifyBatch(_ claims: [Claim]) -> [Bool] {
+    /// Checks many claims in one engine call (struct-of-arrays inside), on
+    /// the active lane kernel or a named one.
+    public static func verifyBatch(_ claims: [Claim], kernel: Engine.LaneKernel? = nil) throws(MicropayError) -> [Bool] {
         Engine.ensureInitialized()
         let n = claims.count
         guard n > 0 else { return [] }
@@ -88,10 +89,13 @@ public enum HashChain {
             index.append(claim.index)
             last.append(claim.last)
         }
+        let kernel = kernel ?? Engine.activeLaneKernel
+        var status = MP_OK
         let ok = [UInt8](unsafeUninitializedCapacity: n) { out, initialized in
-            mp_chain_verify_batch(n, ids, index, words, last, expected, out.baseAddress)
+            status = mp_chain_verify_batch_with(kernel.c, n, ids, index, words, last, expected, out.baseAddress)
             initialized = n
         }
+        guard status == MP_OK else { throw .unsupportedKernel(kernel.description) }
         return ok.map { $0 == 1 }
     }
 }

@@ -60,21 +60,25 @@ public final class MACKey: Sendable {
     /// tag over the first 60 bytes): `keys[r]` for record r. One C call, one
     /// result per record, true where the tag matches.
     public static func verifyBatch(
-        label: MACLabel, keys: [MACKey], records: UnsafeRawBufferPointer, stride: Int, macLength: Int
-    ) -> [Bool] {
+        label: MACLabel, keys: [MACKey], records: UnsafeRawBufferPointer, stride: Int, macLength: Int,
+        kernel: Engine.LaneKernel? = nil
+    ) throws(MicropayError) -> [Bool] {
         precondition(macLength + 16 <= stride && records.count >= keys.count * stride)
         let count = keys.count
         let states = keys.map { UnsafePointer($0.state) as UnsafePointer<mp_hmac_key>? }
+        let kernel = kernel ?? Engine.activeLaneKernel
+        var status = MP_OK
         let ok = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            label.withCString { l in
+            status = label.withCString { l in
                 states.withUnsafeBufferPointer { s in
-                    mp_mac128_verify_batch(count, s.baseAddress, l,
-                                           records.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                           stride, macLength, buffer.baseAddress)
+                    mp_mac128_verify_batch_with(kernel.c, count, s.baseAddress, l,
+                                                records.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                                                stride, macLength, buffer.baseAddress)
                 }
             }
             initialized = count
         }
+        guard status == MP_OK else { throw .unsupportedKernel(kernel.description) }
         return withExtendedLifetime(keys) { ok.map { $0 == 1 } }
     }
 }
