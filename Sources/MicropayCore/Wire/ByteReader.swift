@@ -56,3 +56,14 @@ struct ByteReader {
         return offset + i
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Runs a typed-throwing decoder over the array's bytes.
+    func withDecoding<R>(_ body: (UnsafeRawBufferPointer) throws(MicropayError) -> R) throws(MicropayError) -> R {
+        // Array.withUnsafeBytes rethrows untyped errors: carry the typed one out in a Result.
+        let result = withUnsafeBytes { buffer in
+            Result { () throws(MicropayError) -> R in try body(buffer) }
+        }
+        return try result.get()
+    }
+}

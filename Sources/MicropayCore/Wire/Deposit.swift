@@ -154,9 +154,26 @@ public struct Deposit: Sendable, Equatable, Hashable {
 
     /// `tag` under MACKey(mac(K_M)) of the merchant named in the Deposit, constant-time.
     public func hasValidTag(merchantMAC: MACKey) -> Bool {
-        let macLength = bytes.count - Self.tagByteCount
-        return bytes.withUnsafeBytes {
-            merchantMAC.verify(label: .deposit, UnsafeRawBufferPointer(rebasing: $0[..<macLength]), tag: tag)
+        Self.hasValidTag(bytes, merchantMAC: merchantMAC)
+    }
+
+    /// The merchant field (offset 16) of Deposit bytes not yet decoded, nil
+    /// if they are shorter: §9 has the bank derive K_M from it and check the
+    /// tag before it looks at the layout.
+    public static func merchant(in bytes: [UInt8]) -> UInt64? {
+        guard bytes.count >= 24 else { return nil }
+        return bytes.withUnsafeBytes { ByteReader($0).u64(at: 16) }
+    }
+
+    /// The tag check on bytes not yet decoded: the last 16 bytes against
+    /// MAC128(mac(K_M), "MPD1", everything before them). False if shorter
+    /// than an empty Deposit.
+    public static func hasValidTag(_ bytes: [UInt8], merchantMAC: MACKey) -> Bool {
+        guard bytes.count >= minimumByteCount else { return false }
+        let macLength = bytes.count - tagByteCount
+        return bytes.withUnsafeBytes { buffer in
+            let tag: Bytes16 = ByteReader(buffer).fixed(at: macLength)
+            return merchantMAC.verify(label: .deposit, UnsafeRawBufferPointer(rebasing: buffer[..<macLength]), tag: tag)
         }
     }
 
