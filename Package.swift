@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "MicropayBank", targets: ["MicropayBank"]),
         .library(name: "MicropayCustomer", targets: ["MicropayCustomer"]),
         .library(name: "MicropayMerchant", targets: ["MicropayMerchant"]),
+        .library(name: "MicropaySimulation", targets: ["MicropaySimulation"]),
         .executable(name: "micropay", targets: ["micropay"]),
     ],
     dependencies: [
@@ -51,10 +52,15 @@ let package = Package(
             name: "MicropayMerchant",
             dependencies: ["MicropayCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // Generated batches and scenarios with known outcomes (tool, tests, benchmarks).
+        .target(
+            name: "MicropaySimulation",
+            dependencies: ["MicropayCore", "MicropayCustomer"]
+        ),
         .executableTarget(
             name: "micropay",
             dependencies: [
-                "MicropayCore", "MicropayBank", "MicropayCustomer", "MicropayMerchant",
+                "MicropayCore", "MicropayBank", "MicropayCustomer", "MicropayMerchant", "MicropaySimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

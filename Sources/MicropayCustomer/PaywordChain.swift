@@ -3,21 +3,21 @@ import MicropayCore
 /// A customer's hash chain without the whole chain: words at every
 /// `spacing`-th index down from the seed `w_n` are kept, so any word is at most
 /// `spacing - 1 ≈ √n` steps from a checkpoint.
-struct PaywordChain: Sendable {
-    let chainID: Bytes12
-    let length: UInt32
-    let spacing: UInt32
+public struct PaywordChain: Sendable {
+    public let chainID: Bytes12
+    public let length: UInt32
+    public let spacing: UInt32
     /// checkpoints[k] = w_{length - k × spacing}, for every such index ≥ 1.
-    let checkpoints: [Bytes32]
+    public let checkpoints: [Bytes32]
 
-    static func spacing(for length: UInt32) -> UInt32 {
+    public static func spacing(for length: UInt32) -> UInt32 {
         var s = UInt32(Double(length).squareRoot())
         while UInt64(s) * UInt64(s) < UInt64(length) { s += 1 }
         return max(s, 1)
     }
 
     /// Walks the chain once from its seed, keeping checkpoints; returns the root `w_0`.
-    static func build(seed: Bytes32, chainID: Bytes12, length: UInt32) -> (chain: PaywordChain, root: Bytes32) {
+    public static func build(seed: Bytes32, chainID: Bytes12, length: UInt32) -> (chain: PaywordChain, root: Bytes32) {
         precondition(length >= 1)
         let spacing = spacing(for: length)
         var checkpoints: [Bytes32] = [seed]
@@ -40,7 +40,7 @@ struct PaywordChain: Sendable {
     }
 
     /// `w_index` for 1 ≤ index ≤ length, in fewer than `spacing` steps.
-    func word(at index: UInt32) -> Bytes32 {
+    public func word(at index: UInt32) -> Bytes32 {
         precondition(index >= 1 && index <= length)
         let k = (length - index) / spacing
         let from = length - k * spacing
