@@ -131,12 +131,29 @@ private func fixed<T: FixedBytes>(_ data: Data, _ column: String) throws -> T {
 struct SQLiteLedgerTransaction: LedgerTransaction {
     let db: Database
 
+    // Cached statements: each is compiled once per connection, not per call.
+    private func exec(sql: String, arguments: StatementArguments = []) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+    private func fetchRow(sql: String, arguments: StatementArguments = []) throws -> Row? {
+        try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+    private func fetchRows(sql: String, arguments: StatementArguments = []) throws -> [Row] {
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+    private func fetchInt(sql: String, arguments: StatementArguments = []) throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+    private func fetchBool(sql: String, arguments: StatementArguments = []) throws -> Bool? {
+        try Bool.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
     private func meta(_ key: String) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+        try fetchInt(sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
     private func setMeta(_ key: String, _ value: Int64) throws {
-        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        try exec(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        arguments: [key, value])
     }
 
@@ -173,15 +190,15 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     }
 
     func account(_ number: UInt64) throws -> AccountRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE number = ?", arguments: [id(number)]).map(accountRecord)
+        try fetchRow(sql: "SELECT * FROM accounts WHERE number = ?", arguments: [id(number)]).map(accountRecord)
     }
 
     func insertAccount(_ number: UInt64, role: AccountRole) throws {
-        try db.execute(sql: "INSERT INTO accounts (number, role, balance) VALUES (?, ?, 0)", arguments: [id(number), role.rawValue])
+        try exec(sql: "INSERT INTO accounts (number, role, balance) VALUES (?, ?, 0)", arguments: [id(number), role.rawValue])
     }
 
     func accounts() throws -> [AccountRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM accounts ORDER BY number").map(accountRecord)
+        try fetchRows(sql: "SELECT * FROM accounts ORDER BY number").map(accountRecord)
     }
 
     func post(_ entry: JournalEntry) throws {
@@ -193,7 +210,7 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
             switch side {
             case .customer(let n), .merchant(let n):
                 // The CHECK (balance >= 0) is the last line of defence; the bank checks first.
-                try db.execute(sql: "UPDATE accounts SET balance = balance + ? WHERE number = ?",
+                try exec(sql: "UPDATE accounts SET balance = balance + ? WHERE number = ?",
                                arguments: [sign * value, id(n)])
                 guard db.changesCount == 1 else { throw BankError.unknownAccount(n) }
             case .external, .escrow:
@@ -207,7 +224,7 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
 
     func journalNet() throws -> [LedgerAccount: Int64] {
         var net: [LedgerAccount: Int64] = [:]
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try fetchRows(sql: """
             SELECT account, SUM(delta) AS net FROM (
                 SELECT credit AS account, amount AS delta FROM journal
                 UNION ALL SELECT debit, -amount FROM journal)
@@ -222,13 +239,13 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     }
 
     func journalTotals() throws -> (funded: UInt64, withdrawn: UInt64) {
-        let funded = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'fund'") ?? 0
-        let withdrawn = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'withdraw'") ?? 0
+        let funded = try fetchInt(sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'fund'") ?? 0
+        let withdrawn = try fetchInt(sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'withdraw'") ?? 0
         return (try amount(funded), try amount(withdrawn))
     }
 
     func settledCredits(merchant: UInt64) throws -> UInt64 {
-        try amount(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'settle' AND credit = ?",
+        try amount(try fetchInt(sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'settle' AND credit = ?",
                                       arguments: [LedgerAccount.merchant(merchant).description]) ?? 0)
     }
 
@@ -246,11 +263,11 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     }
 
     func ticket(_ serial: UInt64) throws -> TicketRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM tickets WHERE serial = ?", arguments: [id(serial)]).map(ticketRecord)
+        try fetchRow(sql: "SELECT * FROM tickets WHERE serial = ?", arguments: [id(serial)]).map(ticketRecord)
     }
 
     func insertTicket(_ t: TicketRecord) throws {
-        try db.execute(sql: """
+        try exec(sql: """
             INSERT INTO tickets (serial, customer, merchant, limit_amount, unit, chain_len, chain_id, root,
                                  issued, expires, state, settled_position, settled_word, settled_amount)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -263,37 +280,37 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
 
     func updateTicket(_ t: TicketRecord) throws {
         // Only the moving parts: what a ticket was issued with never changes.
-        try db.execute(sql: """
+        try exec(sql: """
             UPDATE tickets SET state = ?, settled_position = ?, settled_word = ?, settled_amount = ? WHERE serial = ?
             """, arguments: [t.state.rawValue, id(t.settledPosition), Data(t.settledWord.bytes), try amount(t.settledAmount), id(t.serial)])
         guard db.changesCount == 1 else { throw BankError.storage("no ticket \(t.serial) to update") }
     }
 
     func tickets() throws -> [TicketRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM tickets ORDER BY serial").map(ticketRecord)
+        try fetchRows(sql: "SELECT * FROM tickets ORDER BY serial").map(ticketRecord)
     }
 
     func openTickets(expiringBefore bound: UInt64) throws -> [TicketRecord] {
         // expires ≤ Int64.max by construction; a larger bound takes all.
         let limit = Int64(exactly: bound) ?? Int64.max
-        return try Row.fetchAll(db, sql: "SELECT * FROM tickets WHERE state = 'open' AND expires < ? ORDER BY serial",
+        return try fetchRows(sql: "SELECT * FROM tickets WHERE state = 'open' AND expires < ? ORDER BY serial",
                                 arguments: [limit]).map(ticketRecord)
     }
 
     func chainRootUsed(_ root: Bytes32) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM tickets WHERE chain_len > 0 AND root = ?)",
+        try fetchBool(sql: "SELECT EXISTS (SELECT 1 FROM tickets WHERE chain_len > 0 AND root = ?)",
                           arguments: [Data(root.bytes)]) ?? false
     }
 
     func storedIssue(customer: UInt64, requestID: Bytes16) throws -> StoredIssue? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM issues WHERE customer = ? AND request_id = ?",
+        guard let row = try fetchRow(sql: "SELECT * FROM issues WHERE customer = ? AND request_id = ?",
                                          arguments: [id(customer), Data(requestID.bytes)]) else { return nil }
         return StoredIssue(request: [UInt8](row["request"] as Data), serial: id(row["serial"] as Int64),
                            envelope: [UInt8](row["envelope"] as Data), ticket: [UInt8](row["ticket"] as Data))
     }
 
     func insertIssue(customer: UInt64, requestID: Bytes16, _ issue: StoredIssue) throws {
-        try db.execute(sql: "INSERT INTO issues (customer, request_id, request, serial, envelope, ticket) VALUES (?, ?, ?, ?, ?, ?)",
+        try exec(sql: "INSERT INTO issues (customer, request_id, request, serial, envelope, ticket) VALUES (?, ?, ?, ?, ?, ?)",
                        arguments: [id(customer), Data(requestID.bytes), Data(issue.request), id(issue.serial),
                                    Data(issue.envelope), Data(issue.ticket)])
     }
@@ -305,17 +322,17 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     }
 
     func storedReceipt(merchant: UInt64, batchID: UInt64) throws -> StoredReceipt? {
-        try Row.fetchOne(db, sql: "SELECT * FROM receipts WHERE merchant = ? AND batch_id = ?",
+        try fetchRow(sql: "SELECT * FROM receipts WHERE merchant = ? AND batch_id = ?",
                          arguments: [id(merchant), id(batchID)]).map(receiptRecord)
     }
 
     func insertReceipt(_ r: StoredReceipt) throws {
-        try db.execute(sql: "INSERT INTO receipts (merchant, batch_id, deposit_sha256, receipt, credited) VALUES (?, ?, ?, ?, ?)",
+        try exec(sql: "INSERT INTO receipts (merchant, batch_id, deposit_sha256, receipt, credited) VALUES (?, ?, ?, ?, ?)",
                        arguments: [id(r.merchant), id(r.batchID), Data(r.depositSHA256.bytes), Data(r.receipt), try amount(r.credited)])
     }
 
     func receipts(merchant: UInt64) throws -> [StoredReceipt] {
-        try Row.fetchAll(db, sql: "SELECT * FROM receipts WHERE merchant = ? ORDER BY batch_id", arguments: [id(merchant)])
+        try fetchRows(sql: "SELECT * FROM receipts WHERE merchant = ? ORDER BY batch_id", arguments: [id(merchant)])
             .map(receiptRecord)
     }
 }
