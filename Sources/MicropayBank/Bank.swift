@@ -283,6 +283,8 @@ public final class Bank: Sendable {
     /// the stored Receipt commit in one transaction; a refused Deposit changes
     /// nothing and leaves its batch id unused. The batch id check comes after
     /// admission: an unauthenticated Deposit learns nothing about stored Receipts.
+    /// A claim on a disputed ticket gets `expired`, like one on a refunded
+    /// ticket: §9.4 freezes that escrow, so nothing more is paid from it.
     public func settle(deposit bytes: [UInt8], now: UInt64) throws(BankError) -> Receipt {
         guard bytes.count >= Deposit.minimumByteCount, bytes[0] == WireKind.deposit.rawValue else {
             throw Self.malformedDeposit(bytes)
