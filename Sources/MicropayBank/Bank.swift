@@ -1,0 +1,546 @@
+import Foundation
+import MicropayCore
+
+/// An account as handed to its owner: the number and the key it shares with the bank.
+public struct OpenedAccount: Sendable {
+    public let number: UInt64
+    public let role: AccountRole
+    /// K_C or K_M; the bank re-derives it and stores none.
+    public let key: SecretKey
+}
+
+/// The bank's answer to a TicketRequest (§5.4).
+public struct IssuedTicket: Sendable, Equatable {
+    public let serial: UInt64
+    /// For the customer, under enc(K_C).
+    public let envelope: Envelope
+    /// For the merchant, under enc(K_M).
+    public let ticket: Ticket
+    /// True when this is the stored reply to a retried request (§5.5): nothing was debited.
+    public let isRetry: Bool
+}
+
+/// What `audit()` found. `problems` is empty when the ledger is consistent.
+public struct AuditReport: Sendable, Equatable {
+    public var customerTotal: UInt64 = 0
+    public var merchantTotal: UInt64 = 0
+    /// Open and disputed escrow.
+    public var escrowTotal: UInt64 = 0
+    /// Σ funding (the protocol's "deposits" of money into the bank), from the journal.
+    public var funded: UInt64 = 0
+    public var withdrawn: UInt64 = 0
+    /// Serials whose escrow is frozen by a dispute (§9.4).
+    public var disputed: [UInt64] = []
+    public var problems: [String] = []
+
+    public var isConsistent: Bool { problems.isEmpty }
+}
+
+/// The bank of PROTOCOL.md: accounts, ticket issue (§5), settlement (§9),
+/// refunds and the audit of the invariant (§9.7), over a `LedgerStore`.
+///
+/// Every money movement runs in one ledger transaction together with the
+/// journal lines and the reply it produces, so a crash leaves either all of
+/// an operation or none of it.
+public final class Bank: Sendable {
+    public let bankID: UInt32
+    public let policy: BankPolicy
+    public let store: any LedgerStore
+    private let master: SecretKey
+    /// Where ticket and envelope nonces come from: scripted in known-answer tests.
+    private let random: any RandomSource
+
+    /// Opens the bank over `store`, initialising a new ledger with `firstSerial`
+    /// and `firstAccount` (both ignored for a ledger that already exists).
+    public init(
+        store: any LedgerStore, master: SecretKey, bankID: UInt32, policy: BankPolicy = BankPolicy(),
+        random: any RandomSource = SystemRandom(), firstSerial: UInt64 = 1, firstAccount: UInt64 = 1
+    ) throws(BankError) {
+        self.store = store
+        self.master = master
+        self.bankID = bankID
+        self.policy = policy
+        self.random = random
+        guard firstSerial <= UInt64(Int64.max) else { throw .serialsExhausted }
+        try Self.run {
+            try store.write { tx in
+                if let stored = try tx.bankID() {
+                    guard stored == bankID else { throw BankError.ledgerBankMismatch(stored: stored, expected: bankID) }
+                } else {
+                    try tx.initialize(bankID: bankID, firstSerial: firstSerial, firstAccount: firstAccount)
+                }
+            }
+        }
+    }
+
+    /// The usual set-up: a durable SQLite ledger at `ledgerPath` and the master
+    /// key file at `masterKeyPath` (created on first use).
+    public static func open(
+        ledgerPath: String, masterKeyPath: String, bankID: UInt32, policy: BankPolicy = BankPolicy(),
+        durability: SQLiteLedgerStore.Durability = .full, random: any RandomSource = SystemRandom(),
+        firstSerial: UInt64 = 1, firstAccount: UInt64 = 1
+    ) throws(BankError) -> Bank {
+        let master = try MasterKeyFile.loadOrCreate(path: masterKeyPath)
+        let store = try run { try SQLiteLedgerStore(path: ledgerPath, durability: durability) }
+        return try Bank(store: store, master: master, bankID: bankID, policy: policy, random: random,
+                        firstSerial: firstSerial, firstAccount: firstAccount)
+    }
+
+    // MARK: - Keys
+
+    private func customerKey(_ number: UInt64) -> SecretKey {
+        KeyDerivation.accountKey(master: master, role: .customer, bankID: bankID, account: number)
+    }
+
+    private func merchantKey(_ number: UInt64) -> SecretKey {
+        KeyDerivation.accountKey(master: master, role: .merchant, bankID: bankID, account: number)
+    }
+
+    /// Re-derives the key of an existing account (e.g. to hand it over again).
+    public func accountKey(_ number: UInt64) throws(BankError) -> SecretKey {
+        guard let record = try account(number) else { throw .unknownAccount(number) }
+        return record.role == .customer ? customerKey(number) : merchantKey(number)
+    }
+
+    // MARK: - Accounts and money
+
+    public func openCustomer(number: UInt64? = nil) throws(BankError) -> OpenedAccount {
+        try openAccount(.customer, number: number)
+    }
+
+    public func openMerchant(number: UInt64? = nil) throws(BankError) -> OpenedAccount {
+        try openAccount(.merchant, number: number)
+    }
+
+    /// Opens `number`, or the lowest free number at or above the ledger's counter.
+    public func openAccount(_ role: AccountRole, number: UInt64? = nil) throws(BankError) -> OpenedAccount {
+        let opened = try Self.run {
+            try store.write { tx -> UInt64 in
+                if let number {
+                    guard try tx.account(number) == nil else { throw BankError.accountExists(number) }
+                    try tx.insertAccount(number, role: role)
+                    return number
+                }
+                var candidate = try tx.nextAccountNumber()
+                while try tx.account(candidate) != nil {
+                    guard candidate < UInt64.max else { throw BankError.accountExists(candidate) }
+                    candidate += 1
+                }
+                try tx.insertAccount(candidate, role: role)
+                try tx.setNextAccountNumber(candidate &+ 1)
+                return candidate
+            }
+        }
+        return OpenedAccount(number: opened, role: role, key: role == .customer ? customerKey(opened) : merchantKey(opened))
+    }
+
+    /// Money comes in from outside: external → customer.
+    public func fund(customer: UInt64, amount: UInt64) throws(BankError) {
+        try Self.checkAmount(amount)
+        try Self.run {
+            try store.write { tx in
+                try Self.requireAccount(tx, customer, role: .customer)
+                let circulation = try tx.circulation()
+                guard circulation <= UInt64(Int64.max) - amount else { throw BankError.amountOverflow }
+                try tx.post(JournalEntry(debit: .external, credit: .customer(customer), amount: amount, kind: .fund,
+                                         reference: "fund \(customer)"))
+                try tx.setCirculation(circulation + amount)
+            }
+        }
+    }
+
+    /// Money goes out from a customer's or a merchant's balance, never below zero.
+    public func withdraw(account number: UInt64, amount: UInt64) throws(BankError) {
+        try Self.checkAmount(amount)
+        try Self.run {
+            try store.write { tx in
+                guard let account = try tx.account(number) else { throw BankError.unknownAccount(number) }
+                guard account.balance >= amount else {
+                    throw BankError.insufficientFunds(account: number, balance: account.balance, needed: amount)
+                }
+                let side: LedgerAccount = account.role == .customer ? .customer(number) : .merchant(number)
+                try tx.post(JournalEntry(debit: side, credit: .external, amount: amount, kind: .withdraw,
+                                         reference: "withdraw \(number)"))
+                try tx.setCirculation(try tx.circulation() - amount)
+            }
+        }
+    }
+
+    public func account(_ number: UInt64) throws(BankError) -> AccountRecord? {
+        try Self.run { try store.read { tx in try tx.account(number) } }
+    }
+
+    /// The balance of a customer or merchant account.
+    public func balance(of number: UInt64) throws(BankError) -> UInt64 {
+        guard let record = try account(number) else { throw .unknownAccount(number) }
+        return record.balance
+    }
+
+    public func ticket(serial: UInt64) throws(BankError) -> TicketRecord? {
+        try Self.run { try store.read { tx in try tx.ticket(serial) } }
+    }
+
+    public func receipts(merchant: UInt64) throws(BankError) -> [StoredReceipt] {
+        try Self.run { try store.read { tx in try tx.receipts(merchant: merchant) } }
+    }
+
+    // MARK: - Issuing tickets (§5)
+
+    /// Judges a TicketRequest and issues its ticket.
+    ///
+    /// Check order: decoding; (1) the tag under mac(K_C); the header's bank and
+    /// that the customer is an open customer account; then the request_id
+    /// (§5.5) — a retry returns the stored reply here, before the checks that
+    /// its own first issue made fail (the root is now known, the balance
+    /// debited); then (2) merchant, (3) mode rules and the policy's maxLimit,
+    /// (4) lifetime, (5) root never used, (6) balance covers the limit. The
+    /// request_id check sits after the tag so that nobody without K_C can
+    /// learn which request_ids a customer has used.
+    public func issue(request bytes: [UInt8], now: UInt64) throws(BankError) -> IssuedTicket {
+        let request: TicketRequest
+        do { request = try TicketRequest(decoding: bytes) } catch { throw .malformed(error) }
+        let customerKey = customerKey(request.customer)
+        guard request.hasValidTag(customerMAC: MACKey(macOf: customerKey)) else { throw .badRequestTag }
+        guard request.bankID == bankID else { throw .wrongBank(request.bankID) }
+
+        return try Self.run {
+            try store.write { tx -> IssuedTicket in
+                guard let customer = try tx.account(request.customer), customer.role == .customer else {
+                    throw BankError.unknownCustomer(request.customer)
+                }
+                if let stored = try tx.storedIssue(customer: request.customer, requestID: request.requestID) {
+                    guard stored.request == request.bytes else { throw BankError.requestIDReused(request.requestID) }
+                    return IssuedTicket(serial: stored.serial, envelope: try Envelope(decoding: stored.envelope),
+                                        ticket: try Ticket(decoding: stored.ticket), isRetry: true)
+                }
+                guard let merchant = try tx.account(request.merchant), merchant.role == .merchant else {
+                    throw BankError.unknownMerchant(request.merchant)
+                }
+                try checkMode(request)
+                guard request.lifetime >= 1, request.lifetime <= policy.maxLifetime else {
+                    throw BankError.lifetimeOutOfRange(request.lifetime, max: policy.maxLifetime)
+                }
+                let (expires, overflow) = now.addingReportingOverflow(UInt64(request.lifetime))
+                guard !overflow, expires <= UInt64(Int64.max) else { throw BankError.clockOutOfRange(now) }
+                if request.chainLength > 0, try tx.chainRootUsed(request.root) { throw BankError.rootReused }
+                guard customer.balance >= request.limit else {
+                    throw BankError.insufficientFunds(account: customer.number, balance: customer.balance, needed: request.limit)
+                }
+
+                let serial = try tx.allocateSerial()
+                let sessionKey = KeyDerivation.sessionKey(master: master, bankID: bankID, serial: serial)
+                // The vectors were made with the ticket's nonce drawn first.
+                let ticketNonce: Bytes24 = random.bytes()
+                let envelopeNonce: Bytes24 = random.bytes()
+                let ticket = Ticket.seal(
+                    body: TicketBody(customer: request.customer, limit: request.limit, unit: request.unit,
+                                     chainLength: request.chainLength, chainID: request.chainID, issued: now,
+                                     expires: expires, root: request.root, sessionKey: sessionKey),
+                    bankID: bankID, serial: serial, merchant: request.merchant,
+                    merchantKey: merchantKey(request.merchant), nonce: ticketNonce)
+                let envelope = Envelope.seal(
+                    body: EnvelopeBody(merchant: request.merchant, limit: request.limit, unit: request.unit,
+                                       chainLength: request.chainLength, chainID: request.chainID, issued: now,
+                                       expires: expires, sessionKey: sessionKey, requestID: request.requestID),
+                    bankID: bankID, serial: serial, customer: request.customer,
+                    customerKey: customerKey, nonce: envelopeNonce)
+
+                try tx.insertTicket(TicketRecord(
+                    serial: serial, customer: request.customer, merchant: request.merchant, limit: request.limit,
+                    unit: request.unit, chainLength: request.chainLength, chainID: request.chainID,
+                    root: request.root, issued: now, expires: expires))
+                try tx.post(JournalEntry(debit: .customer(request.customer), credit: .escrow(serial: serial),
+                                         amount: request.limit, kind: .issue, reference: "serial \(serial)"))
+                try tx.insertIssue(customer: request.customer, requestID: request.requestID,
+                                   StoredIssue(request: request.bytes, serial: serial,
+                                               envelope: envelope.bytes, ticket: ticket.bytes))
+                return IssuedTicket(serial: serial, envelope: envelope, ticket: ticket, isRetry: false)
+            }
+        }
+    }
+
+    /// §5.1's mode rules, then the policy's cap on `limit`.
+    private func checkMode(_ r: TicketRequest) throws(BankError) {
+        if r.chainLength == 0 {
+            guard r.unit == 0, r.root.isZero, r.chainID.isZero else { throw .modeRule(.orderFieldsNotZero) }
+            guard r.limit >= 1 else { throw .modeRule(.zeroLimit) }
+        } else {
+            guard r.chainLength <= min(HashChain.maxLength, policy.maxChainLength) else {
+                throw .modeRule(.chainLengthOutOfRange(r.chainLength))
+            }
+            guard r.unit >= 1 else { throw .modeRule(.zeroUnit) }
+            let (product, overflow) = UInt64(r.chainLength).multipliedReportingOverflow(by: r.unit)
+            guard !overflow else { throw .modeRule(.limitOverflow) }
+            guard r.limit == product else { throw .modeRule(.limitNotChainTimesUnit(limit: r.limit, expected: product)) }
+        }
+        guard r.limit <= policy.maxLimit else { throw .limitAbovePolicy(limit: r.limit, max: policy.maxLimit) }
+    }
+
+    // MARK: - Settlement (§9)
+
+    /// Admits a Deposit (§9.2), judges its claims in order (§9.3) and returns
+    /// the Receipt (§9.6). The judging, the credits, the settled positions and
+    /// the stored Receipt commit in one transaction; a refused Deposit changes
+    /// nothing and leaves its batch id unused. The batch id check comes after
+    /// admission: an unauthenticated Deposit learns nothing about stored Receipts.
+    /// A claim on a disputed ticket gets `expired`, like one on a refunded
+    /// ticket: §9.4 freezes that escrow, so nothing more is paid from it.
+    public func settle(deposit bytes: [UInt8], now: UInt64) throws(BankError) -> Receipt {
+        guard bytes.count >= Deposit.minimumByteCount, bytes[0] == WireKind.deposit.rawValue else {
+            throw Self.malformedDeposit(bytes)
+        }
+        let merchant = Self.u64(bytes, at: 16)
+        return try Self.run {
+            try store.write { tx -> Receipt in
+                // 1. An open merchant of this bank.
+                guard let account = try tx.account(merchant), account.role == .merchant else {
+                    throw BankError.unknownMerchant(merchant)
+                }
+                // 2. The tag, over the raw bytes: it is checked before the layout.
+                let merchantMAC = MACKey(macOf: merchantKey(merchant))
+                let tagOffset = bytes.count - 16
+                let tagValid = bytes.withUnsafeBytes { raw in
+                    merchantMAC.verify(label: .deposit, UnsafeRawBufferPointer(rebasing: raw[..<tagOffset]),
+                                       tag: Bytes16(raw[tagOffset...]) ?? Bytes16())
+                }
+                guard tagValid else { throw BankError.badDepositTag }
+                // 3. Our bank.
+                let headerBank = UInt32(truncatingIfNeeded: Self.u64(bytes, at: 0) & 0xFFFF_FFFF)
+                guard headerBank == bankID else { throw BankError.wrongBank(headerBank) }
+                // 4. and 5. The zero field, then the claims' layout.
+                if let offset = (28..<32).first(where: { bytes[$0] != 0 }) {
+                    throw BankError.malformed(.nonZeroField(.deposit, offset: offset))
+                }
+                let deposit: Deposit
+                do throws(MicropayError) { deposit = try Deposit(decoding: bytes) } catch { throw BankError.malformed(error) }
+
+                let sha = Engine.sha256(bytes)
+                if let stored = try tx.storedReceipt(merchant: merchant, batchID: deposit.batchID) {
+                    guard stored.depositSHA256 == sha else {
+                        throw BankError.batchReused(merchant: merchant, batchID: deposit.batchID)
+                    }
+                    return try Receipt(decoding: stored.receipt)
+                }
+
+                var judge = ClaimJudge(bank: self, merchant: merchant, now: now, tx: tx)
+                var codes: [Verdict] = []
+                codes.reserveCapacity(deposit.claims.count)
+                var credited: UInt64 = 0
+                for claim in deposit.claims {
+                    let (code, credit) = try judge.judge(claim)
+                    codes.append(code)
+                    guard credit > 0 else { continue }
+                    let (sum, overflow) = credited.addingReportingOverflow(credit)
+                    guard !overflow else { throw BankError.amountOverflow }
+                    credited = sum
+                    try tx.post(JournalEntry(debit: .escrow(serial: claim.serial), credit: .merchant(merchant),
+                                             amount: credit, kind: .settle,
+                                             reference: "batch \(deposit.batchID) serial \(claim.serial)"))
+                }
+                for ticket in judge.changed.values { try tx.updateTicket(ticket) }
+                let receipt = Receipt.make(answering: deposit, codes: codes, credited: credited, merchantMAC: merchantMAC)
+                try tx.insertReceipt(StoredReceipt(merchant: merchant, batchID: deposit.batchID, depositSHA256: sha,
+                                                   receipt: receipt.bytes, credited: credited))
+                return receipt
+            }
+        }
+    }
+
+    /// The verdicts of §9.3, each claim seeing what the earlier ones settled.
+    private struct ClaimJudge {
+        let bank: Bank
+        let merchant: UInt64
+        let now: UInt64
+        let tx: any LedgerTransaction
+        /// Tickets whose settled position or state this Deposit changed.
+        var changed: [UInt64: TicketRecord] = [:]
+
+        init(bank: Bank, merchant: UInt64, now: UInt64, tx: any LedgerTransaction) {
+            self.bank = bank
+            self.merchant = merchant
+            self.now = now
+            self.tx = tx
+        }
+
+        mutating func judge(_ claim: Deposit.Claim) throws -> (Verdict, UInt64) {
+            guard claim.bankID == bank.bankID,
+                  var ticket = try changed[claim.serial] ?? tx.ticket(claim.serial),
+                  ticket.merchant == merchant else { return (.unknownTicket, 0) }
+            // Past expires + grace (saturating: no overflow), or closed: refunded, or frozen by a dispute.
+            let (deadline, overflow) = ticket.expires.addingReportingOverflow(bank.policy.grace)
+            if (!overflow && now > deadline) || ticket.state != .open { return (.expired, 0) }
+
+            let newAmount: UInt64
+            switch claim {
+            case .chain(let payment):
+                guard ticket.isChainMode else { return (.wrongMode, 0) }
+                guard UInt64(payment.index) > ticket.settledPosition else { return (.replay, 0) }
+                guard payment.index <= ticket.chainLength else { return (.overLimit, 0) }
+                // settledPosition < index ≤ chain_len, so it fits a u32.
+                let settled = UInt32(truncatingIfNeeded: ticket.settledPosition)
+                let down = HashChain.walk(chainID: ticket.chainID, from: payment.index, word: payment.word, to: settled)
+                guard down.constantTimeEquals(ticket.settledWord) else { return (.badChainWord, 0) }
+                // index ≤ chain_len and limit = chain_len × unit: no overflow.
+                newAmount = UInt64(payment.index) * ticket.unit
+                ticket.settledPosition = UInt64(payment.index)
+                ticket.settledWord = payment.word
+            case .order(let order):
+                guard !ticket.isChainMode else { return (.wrongMode, 0) }
+                let sessionKey = KeyDerivation.sessionKey(master: bank.master, bankID: bank.bankID, serial: ticket.serial)
+                guard order.hasValidTag(sessionMAC: MACKey(macOf: sessionKey)) else { return (.badMAC, 0) }
+                guard order.hasValidBankTag(customerMAC: MACKey(macOf: bank.customerKey(ticket.customer))) else {
+                    // §9.4: a right tag over a wrong bank_tag freezes the escrow.
+                    ticket.state = .disputed
+                    changed[ticket.serial] = ticket
+                    return (.badMAC, 0)
+                }
+                guard UInt64(order.seq) > ticket.settledPosition else { return (.replay, 0) }
+                guard order.cumulative >= ticket.settledAmount else { return (.decreasingAmount, 0) }
+                guard order.cumulative <= ticket.limit else { return (.overLimit, 0) }
+                newAmount = order.cumulative
+                ticket.settledPosition = UInt64(order.seq)
+            }
+            let credit = newAmount - ticket.settledAmount
+            ticket.settledAmount = newAmount
+            changed[ticket.serial] = ticket
+            return (.accepted, credit)
+        }
+    }
+
+    // MARK: - Refunds (§9.5)
+
+    /// Closes every open, undisputed ticket with `now > expires + grace` and
+    /// returns `limit − settled` to its customer. Returns the amount per
+    /// serial closed (0 for a fully claimed ticket).
+    public func refundExpired(now: UInt64) throws(BankError) -> [UInt64: UInt64] {
+        // now > expires + grace ⇔ expires < now − grace.
+        guard now > policy.grace else { return [:] }
+        let bound = now - policy.grace
+        return try Self.run {
+            try store.write { tx in
+                var refunded: [UInt64: UInt64] = [:]
+                for var ticket in try tx.openTickets(expiringBefore: bound) {
+                    let amount = ticket.limit - ticket.settledAmount
+                    if amount > 0 {
+                        try tx.post(JournalEntry(debit: .escrow(serial: ticket.serial), credit: .customer(ticket.customer),
+                                                 amount: amount, kind: .refund, reference: "serial \(ticket.serial)"))
+                    }
+                    ticket.state = .refunded
+                    try tx.updateTicket(ticket)
+                    refunded[ticket.serial] = amount
+                }
+                return refunded
+            }
+        }
+    }
+
+    // MARK: - Audit (§9.7)
+
+    /// Checks, in one read transaction: Σ customer balances + Σ open and
+    /// disputed escrow + Σ merchant balances = funded − withdrawn; that the
+    /// journal reproduces every balance and every escrow; that each merchant's
+    /// settle credits equal the credited totals of its stored Receipts.
+    public func audit() throws(BankError) -> AuditReport {
+        try Self.run {
+            try store.read { tx in
+                var report = AuditReport()
+                func add(_ total: inout UInt64, _ value: UInt64, _ what: String) {
+                    let (sum, overflow) = total.addingReportingOverflow(value)
+                    if overflow { report.problems.append("\(what) overflows") }
+                    total = sum
+                }
+                let net = try tx.journalNet()
+                var seen: Set<LedgerAccount> = [.external]
+                let accounts = try tx.accounts()
+                for account in accounts {
+                    let side: LedgerAccount = account.role == .customer ? .customer(account.number) : .merchant(account.number)
+                    seen.insert(side)
+                    if account.role == .customer {
+                        add(&report.customerTotal, account.balance, "customer total")
+                    } else {
+                        add(&report.merchantTotal, account.balance, "merchant total")
+                    }
+                    let fromJournal = net[side] ?? 0
+                    if fromJournal != Int64(exactly: account.balance) {
+                        report.problems.append("\(side): balance \(account.balance), journal \(fromJournal)")
+                    }
+                }
+                for ticket in try tx.tickets() {
+                    let side = LedgerAccount.escrow(serial: ticket.serial)
+                    seen.insert(side)
+                    add(&report.escrowTotal, ticket.escrow, "escrow total")
+                    if ticket.state == .disputed { report.disputed.append(ticket.serial) }
+                    let fromJournal = net[side] ?? 0
+                    if fromJournal != Int64(exactly: ticket.escrow) {
+                        report.problems.append("\(side): escrow \(ticket.escrow), journal \(fromJournal)")
+                    }
+                }
+                for side in net.keys where !seen.contains(side) {
+                    report.problems.append("journal names \(side), which the ledger does not hold")
+                }
+                (report.funded, report.withdrawn) = try tx.journalTotals()
+                var held: UInt64 = 0
+                add(&held, report.customerTotal, "holdings")
+                add(&held, report.escrowTotal, "holdings")
+                add(&held, report.merchantTotal, "holdings")
+                let outside = report.funded >= report.withdrawn ? report.funded - report.withdrawn : 0
+                if report.funded < report.withdrawn || held != outside {
+                    report.problems.append("invariant: customers \(report.customerTotal) + escrow \(report.escrowTotal) + merchants \(report.merchantTotal) ≠ funded \(report.funded) − withdrawn \(report.withdrawn)")
+                }
+                if net[.external, default: 0] != -(Int64(exactly: outside) ?? 0) {
+                    report.problems.append("external: journal \(net[.external, default: 0]), expected −\(outside)")
+                }
+                if try tx.circulation() != outside {
+                    report.problems.append("circulation counter \(try tx.circulation()) ≠ \(outside)")
+                }
+                for account in accounts where account.role == .merchant {
+                    var receipted: UInt64 = 0
+                    for receipt in try tx.receipts(merchant: account.number) { add(&receipted, receipt.credited, "receipts") }
+                    let settled = try tx.settledCredits(merchant: account.number)
+                    if receipted != settled {
+                        report.problems.append("merchant \(account.number): receipts credit \(receipted), journal settles \(settled)")
+                    }
+                }
+                return report
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Runs `body`, passing BankErrors through and wrapping backend errors.
+    static func run<T>(_ body: () throws -> T) throws(BankError) -> T {
+        do {
+            return try body()
+        } catch let error as BankError {
+            throw error
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
+    private static func checkAmount(_ amount: UInt64) throws(BankError) {
+        guard amount > 0 else { throw .zeroAmount }
+        guard amount <= UInt64(Int64.max) else { throw .amountTooLarge(amount) }
+    }
+
+    private static func requireAccount(_ tx: any LedgerTransaction, _ number: UInt64, role: AccountRole) throws {
+        guard let account = try tx.account(number) else { throw BankError.unknownAccount(number) }
+        guard account.role == role else { throw BankError.wrongRole(account: number, expected: role) }
+    }
+
+    /// Big-endian u64 at `offset` (the caller has checked the length).
+    private static func u64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+        bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// The decoder's precise reason why `bytes` is not a Deposit.
+    private static func malformedDeposit(_ bytes: [UInt8]) -> BankError {
+        do {
+            _ = try Deposit(decoding: bytes)
+        } catch {
+            return .malformed(error)
+        }
+        return .malformed(.wrongLength(.deposit, expected: Deposit.minimumByteCount, actual: bytes.count))
+    }
+}

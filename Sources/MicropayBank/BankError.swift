@@ -1,0 +1,109 @@
+import MicropayCore
+
+/// Every refusal of the bank, precise enough that a caller (or a test) can
+/// tell exactly which check of PROTOCOL.md §5.3 / §9.2 failed. A refused
+/// operation changes nothing in the ledger.
+public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
+    // MARK: wire objects
+    /// The bytes do not decode as the object expected (length, kind, header, zero fields).
+    case malformed(MicropayError)
+    /// The object names another bank.
+    case wrongBank(UInt32)
+
+    // MARK: ticket requests (§5.3, in check order)
+    /// Check 1: the request's tag is wrong under mac(K_C).
+    case badRequestTag
+    /// The request's customer is not an open customer account of this bank.
+    case unknownCustomer(UInt64)
+    /// §5.5: this customer already used `requestID` for a request with other bytes.
+    case requestIDReused(Bytes16)
+    /// Check 2: the merchant is not an open merchant account of this bank.
+    case unknownMerchant(UInt64)
+    /// Check 3: the §5.1 mode rules do not hold.
+    case modeRule(ModeViolation)
+    /// Check 3 (policy part): the limit exceeds the policy's `maxLimit`.
+    case limitAbovePolicy(limit: UInt64, max: UInt64)
+    /// Check 4: lifetime is 0 or above the policy's maximum.
+    case lifetimeOutOfRange(UInt32, max: UInt32)
+    /// Check 5: this chain root was already used by an issued ticket.
+    case rootReused
+    /// Check 6 (and withdrawals): the balance does not cover the amount.
+    case insufficientFunds(account: UInt64, balance: UInt64, needed: UInt64)
+
+    // MARK: deposits (§9.2)
+    /// Check 2: the Deposit's tag is wrong under mac(K_M).
+    case badDepositTag
+    /// The merchant already has a Receipt for this batch id, for other Deposit bytes.
+    case batchReused(merchant: UInt64, batchID: UInt64)
+
+    // MARK: accounts and amounts
+    case accountExists(UInt64)
+    case unknownAccount(UInt64)
+    /// The account exists but has the other role.
+    case wrongRole(account: UInt64, expected: AccountRole)
+    case zeroAmount
+    /// SQLite stores signed 64-bit integers: amounts above Int64.max are refused.
+    case amountTooLarge(UInt64)
+    /// A balance or the money in circulation would exceed Int64.max.
+    case amountOverflow
+    /// `now + lifetime` (or `now`) does not fit the ledger's signed 64-bit clock.
+    case clockOutOfRange(UInt64)
+    case serialsExhausted
+
+    // MARK: master key and ledger
+    /// The master key file is readable or writable by group or others.
+    case masterKeyTooOpen(path: String, mode: UInt32)
+    case masterKeyCorrupt(path: String, length: Int)
+    case masterKeyIO(path: String, errno: Int32)
+    /// The ledger was created for another bank id.
+    case ledgerBankMismatch(stored: UInt32, expected: UInt32)
+    /// The storage backend failed; the transaction was rolled back.
+    case storage(String)
+
+    /// The ways a request breaks §5.1.
+    public enum ModeViolation: Equatable, Sendable {
+        /// Chain mode needs 1 ≤ n ≤ 65536.
+        case chainLengthOutOfRange(UInt32)
+        /// Chain mode needs unit ≥ 1.
+        case zeroUnit
+        /// n × unit overflows u64.
+        case limitOverflow
+        /// Chain mode needs limit = n × unit exactly.
+        case limitNotChainTimesUnit(limit: UInt64, expected: UInt64)
+        /// Order mode needs unit, root and chain_id zero.
+        case orderFieldsNotZero
+        /// Order mode needs limit ≥ 1.
+        case zeroLimit
+    }
+
+    public var description: String {
+        switch self {
+        case .malformed(let e): "malformed: \(e)"
+        case .wrongBank(let b): "names bank \(b), not this bank"
+        case .badRequestTag: "ticket request tag is wrong"
+        case .unknownCustomer(let c): "\(c) is not an open customer account"
+        case .requestIDReused(let r): "request_id \(r.hex) already used for another request"
+        case .unknownMerchant(let m): "\(m) is not an open merchant account"
+        case .modeRule(let v): "mode rule broken: \(v)"
+        case .limitAbovePolicy(let l, let m): "limit \(l) above the policy maximum \(m)"
+        case .lifetimeOutOfRange(let l, let m): "lifetime \(l) not in 1...\(m)"
+        case .rootReused: "chain root already used"
+        case .insufficientFunds(let a, let b, let n): "account \(a) holds \(b), needs \(n)"
+        case .badDepositTag: "deposit tag is wrong"
+        case .batchReused(let m, let b): "merchant \(m) already used batch id \(b) for another deposit"
+        case .accountExists(let a): "account \(a) already exists"
+        case .unknownAccount(let a): "no account \(a)"
+        case .wrongRole(let a, let r): "account \(a) is not a \(r) account"
+        case .zeroAmount: "amount must be positive"
+        case .amountTooLarge(let a): "amount \(a) exceeds \(Int64.max)"
+        case .amountOverflow: "a balance would exceed \(Int64.max)"
+        case .clockOutOfRange(let t): "time \(t) out of range"
+        case .serialsExhausted: "no ticket serial left"
+        case .masterKeyTooOpen(let p, let m): "\(p) has mode \(String(m, radix: 8)); must not be group/other accessible"
+        case .masterKeyCorrupt(let p, let n): "\(p) holds \(n) bytes, not 32"
+        case .masterKeyIO(let p, let e): "\(p): errno \(e)"
+        case .ledgerBankMismatch(let s, let e): "ledger belongs to bank \(s), not \(e)"
+        case .storage(let s): "storage: \(s)"
+        }
+    }
+}

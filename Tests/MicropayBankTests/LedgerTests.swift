@@ -1,0 +1,94 @@
+import Foundation
+import MicropayBank
+import MicropayCore
+import Testing
+
+@Suite("Accounts, amounts, master key, ledger file")
+struct LedgerTests {
+    @Test func accountNumbersExplicitOrNextFree() throws {
+        let bank = try makeBank()
+        #expect(try bank.openCustomer().number == 1)
+        #expect(try bank.openMerchant(number: 3).number == 3)
+        #expect(try bank.openMerchant().number == 2)
+        #expect(try bank.openCustomer().number == 4, "3 is taken: skipped")
+        #expect(throws: BankError.accountExists(3)) { try bank.openCustomer(number: 3) }
+        #expect(try bank.account(3)?.role == .merchant)
+        #expect(try bank.account(4)?.role == .customer)
+    }
+
+    @Test func amountsAreCheckedAndNeverGoBelowZero() throws {
+        let bank = try makeBank()
+        let customer = try bank.openCustomer(number: 1001)
+        let merchant = try bank.openMerchant(number: 2002)
+        #expect(throws: BankError.zeroAmount) { try bank.fund(customer: customer.number, amount: 0) }
+        #expect(throws: BankError.amountTooLarge(UInt64(Int64.max) + 1)) {
+            try bank.fund(customer: customer.number, amount: UInt64(Int64.max) + 1)
+        }
+        #expect(throws: BankError.wrongRole(account: 2002, expected: .customer)) { try bank.fund(customer: merchant.number, amount: 5) }
+        #expect(throws: BankError.unknownAccount(7)) { try bank.fund(customer: 7, amount: 5) }
+        try bank.fund(customer: customer.number, amount: UInt64(Int64.max) - 10)
+        #expect(throws: BankError.amountOverflow) { try bank.fund(customer: customer.number, amount: 11) }
+        try bank.fund(customer: customer.number, amount: 10)
+        #expect(try bank.balance(of: 1001) == UInt64(Int64.max))
+        #expect(throws: BankError.insufficientFunds(account: 2002, balance: 0, needed: 1)) { try bank.withdraw(account: 2002, amount: 1) }
+        try bank.withdraw(account: 1001, amount: UInt64(Int64.max) - 3)
+        #expect(throws: BankError.insufficientFunds(account: 1001, balance: 3, needed: 4)) { try bank.withdraw(account: 1001, amount: 4) }
+        try bank.withdraw(account: 1001, amount: 3)
+        #expect(try bank.balance(of: 1001) == 0)
+        let audit = try bank.audit()
+        #expect(audit.isConsistent, "\(audit.problems)")
+        #expect(audit.funded == UInt64(Int64.max) && audit.withdrawn == UInt64(Int64.max))
+    }
+
+    @Test func defaultPolicy() {
+        let policy = BankPolicy()
+        #expect(policy.maxLifetime == 604_800 && policy.grace == 86_400 && policy.maxChainLength == 65_536)
+        #expect(policy.maxLimit == 1_000_000_000_000)
+        #expect(policy.maxLimit < UInt64(Int64.max) / 1_000_000)
+    }
+
+    @Test func masterKeyFileIsCreatedPrivateAndReused() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("master.key").path
+        let key = try MasterKeyFile.loadOrCreate(path: path)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect((attributes[.size] as? NSNumber)?.intValue == 32)
+        #expect(try MasterKeyFile.loadOrCreate(path: path) == key)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["master.key"], "no temporary file left")
+
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
+        #expect(throws: BankError.masterKeyTooOpen(path: path, mode: 0o640)) { try MasterKeyFile.loadOrCreate(path: path) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o604], ofItemAtPath: path)
+        #expect(throws: BankError.masterKeyTooOpen(path: path, mode: 0o604)) { try MasterKeyFile.loadOrCreate(path: path) }
+
+        let short = dir.appendingPathComponent("short.key").path
+        #expect(FileManager.default.createFile(atPath: short, contents: Data(repeating: 1, count: 31), attributes: [.posixPermissions: 0o600]))
+        #expect(throws: BankError.masterKeyCorrupt(path: short, length: 31)) { try MasterKeyFile.loadOrCreate(path: short) }
+    }
+
+    @Test func reopenedLedgerKeepsEverythingAndDerivesTheSameKeys() throws {
+        let dir = try temporaryDirectory()
+        let ledger = dir.appendingPathComponent("ledger.sqlite").path
+        let keyPath = dir.appendingPathComponent("master.key").path
+        let customerKey: SecretKey
+        do {
+            let bank = try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, firstSerial: 1000)
+            let customer = try bank.openCustomer()
+            _ = try bank.openMerchant()
+            try bank.fund(customer: customer.number, amount: 500)
+            customerKey = customer.key
+            let request = TicketRequest.make(bankID: 9, customer: 1, merchant: 2, limit: 200, unit: 0, chainLength: 0,
+                                             lifetime: 60, requestID: .random(), customerMAC: MACKey(macOf: customer.key))
+            #expect(try bank.issue(request: request.bytes, now: 1_800_000_000).serial == 1000)
+        }
+        let bank = try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, firstSerial: 1)
+        #expect(try bank.accountKey(1) == customerKey)
+        #expect(try bank.balance(of: 1) == 300)
+        #expect(try bank.ticket(serial: 1000)?.limit == 200)
+        #expect(try bank.openCustomer().number == 3)
+        #expect(throws: BankError.ledgerBankMismatch(stored: 9, expected: 10)) {
+            try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 10)
+        }
+    }
+}
