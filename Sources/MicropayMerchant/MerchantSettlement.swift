@@ -25,6 +25,12 @@ extension Merchant {
     /// `batchID` nil picks one above every batch id used so far. With `now`,
     /// tickets past `expires + grace` are left out (the bank would answer `expired`).
     public func makeDeposit(batchID: UInt64? = nil, now: UInt64? = nil, grace: UInt64 = 86400) throws(MerchantError) -> Deposit? {
+        if let batchID {
+            let used = try store.read { db in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM deposit WHERE batch_id = ?", arguments: [i64(batchID)]) ?? false
+            }
+            guard !used else { throw .batchIDInUse(batchID) }
+        }
         var claims: [(entry: TicketEntry, claim: Deposit.Claim, position: UInt32, amount: UInt64)] = []
         for entry in tickets.values.sorted(by: { $0.serial < $1.serial }) {
             if let now {
@@ -37,10 +43,6 @@ extension Merchant {
         guard !claims.isEmpty else { return nil }
         let chosen: UInt64
         if let batchID {
-            let used = try store.read { db in
-                try Bool.fetchOne(db, sql: "SELECT 1 FROM deposit WHERE batch_id = ?", arguments: [i64(batchID)]) ?? false
-            }
-            guard !used else { throw .batchIDInUse(batchID) }
             chosen = batchID
         } else {
             let highest = try store.read { db in
