@@ -53,8 +53,9 @@ public final class Merchant {
         ticketKey = merchantKey.encryptionSubkey
         merchantMAC = MACKey(macOf: merchantKey)
         let local = MACKey(merchantKey)
-        let wrap = Array("micropay merchant store: goods-key wrap v1".utf8).withUnsafeBytes { local.hmac($0) }
+        var wrap = Array("micropay merchant store: goods-key wrap v1".utf8).withUnsafeBytes { local.hmac($0) }
         storageKey = wrap.withUnsafeBytes { try! SecretKey(bytes: $0) }
+        wrap.withUnsafeMutableBytes { Engine.zero($0) }
         let check = Array("micropay merchant store: key check v1".utf8).withUnsafeBytes { local.hmac($0) }
         let keyCheck = Data(check.bytes.prefix(16))
         try store.write { db in
@@ -244,7 +245,12 @@ public final class Merchant {
         guard !overflow else { return RecordOutcome(.overLimit) }
         entry.lastSeq = seq
         entry.lastCumulative = cumulative
-        entry.lastOrder = Array(r)
+        if entry.lastOrder.count == PaymentOrder.byteCount {
+            // Overwrite in place: no allocation per accepted order.
+            entry.lastOrder.withUnsafeMutableBytes { $0.copyMemory(from: r) }
+        } else {
+            entry.lastOrder = Array(r)
+        }
         entry.credited = total
         markDirty(entry)
         if !goods.isEmpty {
