@@ -90,6 +90,12 @@ let package = Package(
             dependencies: ["MicropayCustomer"],
             resources: [.copy("Resources/v1.json")]
         ),
+        // The tool driven as a process, as its users run it.
+        .testTarget(
+            name: "MicropayToolTests",
+            dependencies: ["micropay", "MicropaySimulation"],
+            resources: [.copy("Resources/v1.json")]
+        ),
         // The three roles together: money moves end to end.
         .testTarget(
             name: "MicropayEndToEndTests",
