@@ -82,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MicropayMerchantTests",
-            dependencies: ["MicropayMerchant", "CrashHarness"],
+            dependencies: ["MicropayMerchant", "MicropaySimulation", "CrashHarness"],
             resources: [.copy("Resources/v1.json")]
         ),
         .testTarget(

@@ -152,6 +152,80 @@ mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, size_t count,
                                       const uint8_t *records, size_t stride, size_t mac_len,
                                       uint8_t *ok);
 
+/* ---- The merchant's batch verifier (PROTOCOL §7, §10) ----------------------- */
+
+/* The merchant's ticket table and the hot path of batch verification. Tickets
+ * live in `partitions` shards chosen by serial, so one thread per shard
+ * verifies its records in file order with no locks: verdicts depend only on
+ * records of the same serial. Within a shard, records are taken in groups in
+ * which no serial repeats, so all their hashing is independent and goes
+ * through the multi-lane kernels in one call. */
+typedef struct mp_verifier mp_verifier;
+
+/* A ticket's opened body and the merchant's progress on it. */
+typedef struct mp_ticket_export {
+    uint64_t serial;
+    uint64_t customer;
+    uint64_t limit;
+    uint64_t unit;
+    uint64_t issued;
+    uint64_t expires;
+    uint64_t credited;
+    uint64_t last_cumulative;
+    /* byte offset of the Ticket record that registered it in the last run's
+     * buffer, or UINT64_MAX if it was loaded */
+    uint64_t registered_at;
+    uint32_t chain_len;
+    uint32_t last;
+    uint32_t last_seq;
+    uint32_t has_last_order;
+    uint8_t chain_id[12];
+    uint8_t root[32];
+    uint8_t last_word[32];
+    uint8_t session_key[32]; /* K_CM: secret */
+    uint8_t last_order[76];
+} mp_ticket_export;
+
+/* One record of a batch: where it is in the caller's buffer, and the index
+ * of its verdict in the caller's output arrays. */
+typedef struct mp_record_ref {
+    uint64_t offset;
+    uint32_t length;
+    uint32_t slot;
+} mp_record_ref;
+
+/* NULL on allocation failure. merchant_key is K_M; partitions >= 1. */
+mp_verifier *mp_verifier_new(uint32_t bank_id, uint64_t merchant, const uint8_t merchant_key[32],
+                             uint32_t partitions);
+/* Zeroes every key and frees. NULL is ignored. */
+void mp_verifier_free(mp_verifier *verifier);
+uint32_t mp_verifier_partitions(const mp_verifier *verifier);
+/* Pins the lane kernel this verifier hashes with (tests, benchmarks);
+ * MP_ERR_UNSUPPORTED if the CPU lacks it. By default it follows the active one. */
+mp_status mp_verifier_set_kernel(mp_verifier *verifier, mp_lane_kernel kernel);
+/* The shard of a serial. */
+uint32_t mp_verifier_partition_of(const mp_verifier *verifier, uint64_t serial);
+/* The shard a record goes to (records without a serial go to shard 0). */
+uint32_t mp_verifier_partition_of_record(const mp_verifier *verifier, const uint8_t *record,
+                                         size_t length);
+/* Adds a ticket already registered (from the merchant's store); its fields
+ * and progress as exported. MP_ERR_ARGUMENT if the serial is there already. */
+mp_status mp_verifier_load(mp_verifier *verifier, const mp_ticket_export *ticket);
+size_t mp_verifier_ticket_count(const mp_verifier *verifier);
+
+/* Verifies the records of shard `partition`, in the order given (file order),
+ * at `now`: verdicts[slot] gets the §7 code and credited[slot] the amount.
+ * Thread-safe across distinct partitions. */
+void mp_verifier_run(mp_verifier *verifier, uint32_t partition, const uint8_t *base,
+                     const mp_record_ref *records, size_t count, uint64_t now, uint8_t *verdicts,
+                     uint64_t *credited);
+
+/* Tickets changed since the last mp_verifier_clear_dirty, over all shards. */
+size_t mp_verifier_dirty_count(const mp_verifier *verifier);
+/* Writes up to `capacity` changed tickets; returns how many. */
+size_t mp_verifier_export_dirty(const mp_verifier *verifier, mp_ticket_export *out, size_t capacity);
+void mp_verifier_clear_dirty(mp_verifier *verifier);
+
 /* ---- XChaCha20-Poly1305-IETF (libsodium) ---------------------------------- */
 
 #define MP_XCHACHA_NONCE_BYTES 24

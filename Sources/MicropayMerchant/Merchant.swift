@@ -28,6 +28,14 @@ public final class Merchant {
     let random: any RandomSource
     /// enc(K_M): opens tickets.
     let ticketKey: SecretKey
+    /// K_M, for the batch verifier's own ticket table.
+    let merchantKey: SecretKey
+    /// The batch verifier's table, in step with `tickets` after every batch;
+    /// dropped whenever state changes outside it (one-record verification, a reload).
+    var batchVerifier: BatchVerifier?
+    /// Tuning for tests and benchmarks: records per verifier window, and a pinned lane kernel.
+    var batchWindowRecords = 1 << 20
+    var batchLaneKernel: Engine.LaneKernel?
     /// MACKey(mac(K_M)): Deposit and Receipt tags.
     let merchantMAC: MACKey
     /// Wraps goods keys at rest; HMAC(K_M, a local label), never on the wire.
@@ -51,6 +59,7 @@ public final class Merchant {
         self.store = store
         self.random = random
         ticketKey = merchantKey.encryptionSubkey
+        self.merchantKey = merchantKey
         merchantMAC = MACKey(macOf: merchantKey)
         let local = MACKey(merchantKey)
         var wrap = Array("micropay merchant store: goods-key wrap v1".utf8).withUnsafeBytes { local.hmac($0) }
@@ -84,6 +93,7 @@ public final class Merchant {
         tickets = [:]
         goods = [:]
         dirty = []
+        batchVerifier = nil
         newPurchases = []
         let rows = try store.read { db in
             try Row.fetchAll(db, sql: """
@@ -138,6 +148,7 @@ public final class Merchant {
 
     /// Judges one record (§7.2) at `now` and commits any change before returning.
     public func verify(_ record: UnsafeRawBufferPointer, now: UInt64) throws(MerchantError) -> RecordOutcome {
+        batchVerifier = nil
         let outcome = judge(record, now: now)
         try commit(log: nil)
         return outcome
@@ -253,18 +264,22 @@ public final class Merchant {
         }
         entry.credited = total
         markDirty(entry)
-        if !goods.isEmpty {
-            var item = Bytes16()
-            item.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: r[28..<44])) }
-            if let goodsEntry = goods[item], credit >= goodsEntry.price {
-                newPurchases.insert(PurchaseKey(serial: serial, item: item))
-            }
-        }
+        if !goods.isEmpty { notePurchase(order: r, credited: credit) }
         return RecordOutcome(.accepted, credited: credit)
     }
 
+    /// An accepted order bound to a goods item, paying at least its price, is
+    /// a purchase: it entitles its ticket to that item's KeyEnvelope.
+    func notePurchase(order r: UnsafeRawBufferPointer, credited credit: UInt64) {
+        var item = Bytes16()
+        item.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: r[28..<44])) }
+        if let goodsEntry = goods[item], credit >= goodsEntry.price {
+            newPurchases.insert(PurchaseKey(serial: r.u64(at: 8), item: item))
+        }
+    }
+
     @inline(__always)
-    private func markDirty(_ entry: TicketEntry) {
+    func markDirty(_ entry: TicketEntry) {
         if !entry.dirty {
             entry.dirty = true
             dirty.append(entry)

@@ -1,3 +1,4 @@
+import Foundation
 import MicropayCore
 
 /// Counts over one verified batch.
@@ -54,22 +55,99 @@ extension Merchant {
     /// again as if new; once this returns, every acceptance is on disk and a
     /// second verification finds each accepted payment `duplicate` or `replay`.
     public func verifyBatch(
+        _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
+        onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
+    ) throws(MerchantError) -> BatchSummary {
+        do { _ = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
+        let verifier = preparedVerifier(threads: max(1, threads))
+        var summary = BatchSummary()
+        let watchGoods = !goods.isEmpty
+        let tail: Int?
+        do throws(BatchFileError) {
+            tail = try verifier.verify(buffer, now: now) { o in
+                let outcome = RecordOutcome(o.verdict, credited: o.credited)
+                summary.add(outcome)
+                if watchGoods, o.verdict == .accepted, o.bytes.first == WireKind.paymentOrder.rawValue {
+                    notePurchase(order: o.bytes, credited: o.credited)
+                }
+                onRecord?(BatchRecord(offset: o.offset, bytes: o.bytes), outcome)
+            }
+        } catch {
+            batchVerifier = nil
+            throw .batchFile(error)
+        }
+        summary.truncatedTailOffset = tail
+        adoptChanges(from: verifier, buffer: buffer)
+        try commit(log: summary, tag: tag, now: now)
+        return summary
+    }
+
+    /// All cores by default: the shards of the batch verifier run one per thread.
+    public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// The batch verifier's table for `threads` shards, built from the
+    /// tickets in memory when there is none in step with them.
+    private func preparedVerifier(threads: Int) -> BatchVerifier {
+        if let batchVerifier, batchVerifier.threads == threads, batchVerifier.windowRecords == batchWindowRecords {
+            return batchVerifier
+        }
+        let verifier = try! BatchVerifier(bankID: bankID, merchant: merchantNumber, merchantKey: merchantKey,
+                                          threads: threads, windowRecords: batchWindowRecords, kernel: batchLaneKernel)
+        for entry in tickets.values {
+            try! verifier.load(TicketProgress(
+                serial: entry.serial, customer: entry.customer, limit: entry.limit, unit: entry.unit,
+                chainLength: entry.chainLength, chainID: entry.chainID, issued: entry.issued, expires: entry.expires,
+                root: entry.root, sessionKey: entry.sessionKey, last: entry.last, lastWord: entry.lastWord,
+                lastSeq: entry.lastSeq, lastCumulative: entry.lastCumulative,
+                lastOrder: entry.lastOrder.isEmpty ? nil : entry.lastOrder, credited: entry.credited))
+        }
+        batchVerifier = verifier
+        return verifier
+    }
+
+    /// Brings the tickets in memory in step with what the batch verifier
+    /// registered and advanced, marking them for the commit.
+    private func adoptChanges(from verifier: BatchVerifier, buffer: UnsafeRawBufferPointer) {
+        for change in verifier.takeChanges() {
+            let entry: TicketEntry
+            if let at = change.registeredAt {
+                let body = TicketBody(
+                    customer: change.customer, limit: change.limit, unit: change.unit, chainLength: change.chainLength,
+                    chainID: change.chainID, issued: change.issued, expires: change.expires, root: change.root,
+                    sessionKey: change.sessionKey)
+                entry = TicketEntry(serial: change.serial, ticketBytes: Array(buffer[at..<(at + Ticket.byteCount)]),
+                                    body: body, persisted: false)
+                tickets[change.serial] = entry
+            } else if let known = tickets[change.serial] {
+                entry = known
+            } else {
+                continue
+            }
+            entry.last = change.last
+            entry.lastWord = change.lastWord
+            entry.lastSeq = change.lastSeq
+            entry.lastCumulative = change.lastCumulative
+            entry.lastOrder = change.lastOrder ?? []
+            entry.credited = change.credited
+            markDirty(entry)
+        }
+    }
+
+    /// The one-record-at-a-time path: the reference the batch verifier is
+    /// tested against, and what one-record `verify` uses. Same contract as
+    /// `verifyBatch`.
+    public func verifyBatchSequentially(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "",
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
+        batchVerifier = nil
         var reader: BatchFileReader
         do { reader = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
         var summary = BatchSummary()
-        if let onRecord {
-            while let record = reader.next() {
-                let outcome = judge(record.bytes, now: now)
-                summary.add(outcome)
-                onRecord(record, outcome)
-            }
-        } else {
-            while let record = reader.next() {
-                summary.add(judge(record.bytes, now: now))
-            }
+        while let record = reader.next() {
+            let outcome = judge(record.bytes, now: now)
+            summary.add(outcome)
+            onRecord?(record, outcome)
         }
         summary.truncatedTailOffset = reader.truncatedTailOffset
         try commit(log: summary, tag: tag, now: now)
@@ -78,13 +156,13 @@ extension Merchant {
 
     /// As `verifyBatch(_:now:tag:onRecord:)` over a file mapped into memory.
     public func verifyBatch(
-        file path: String, now: UInt64, tag: String = "",
+        file path: String, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .batchFile(error) }
         return try file.withUnsafeBytes { (bytes) throws(MerchantError) -> BatchSummary in
-            try verifyBatch(bytes, now: now, tag: tag, onRecord: onRecord)
+            try verifyBatch(bytes, now: now, tag: tag, threads: threads, onRecord: onRecord)
         }
     }
 

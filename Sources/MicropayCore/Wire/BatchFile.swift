@@ -42,6 +42,11 @@ public struct BatchRecord {
     public let offset: Int
     /// The record's bytes (without the length prefix).
     public let bytes: UnsafeRawBufferPointer
+
+    public init(offset: Int, bytes: UnsafeRawBufferPointer) {
+        self.offset = offset
+        self.bytes = bytes
+    }
 }
 
 /// Iterates the records of a batch file held in `buffer`, without copying.

@@ -1,0 +1,599 @@
+/* The merchant's batch verifier: a compact ticket table sharded by serial and
+ * the §7 check order over groups of records in which no serial repeats.
+ *
+ * Within a group every record's state checks read a state no earlier record
+ * of the group will change (a repeated serial ends the group), so the hashing
+ * of all of them -- chain walks, order tags -- is independent and runs through
+ * the multi-lane kernels in one call; their outcomes are then applied in file
+ * order. The result is exactly that of judging the records one by one. */
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define GROUP_MAX 1024
+#define PENDING_SLOTS 4096 /* power of two, > 2 * GROUP_MAX */
+#define MAX_GAP 4096
+#define NO_ENTRY UINT32_MAX
+#define LOOKAHEAD 8
+
+enum { F_DIRTY = 1, F_HAS_ORDER = 2 };
+
+/* What the hot path touches, in two cache lines. */
+typedef struct hot_entry {
+    uint64_t serial;
+    uint64_t expires;
+    uint64_t unit;
+    uint64_t credited;
+    uint64_t limit;
+    uint64_t last_cumulative;
+    uint32_t chain_len;
+    uint32_t last;
+    uint32_t last_seq;
+    uint32_t stamp; /* the group that last scheduled work on this ticket */
+    uint8_t flags;
+    uint8_t chain_id[12];
+    uint8_t pad[3];
+    uint8_t last_word[32];
+} __attribute__((aligned(64))) hot_entry;
+
+_Static_assert(sizeof(hot_entry) == 128, "two cache lines");
+
+/* Order mode only, and cold fields. */
+typedef struct order_entry {
+    mp_hmac_key session_mac; /* mac(K_CM), cached states */
+    uint8_t last_order[76];
+} order_entry;
+
+typedef struct cold_entry {
+    uint64_t customer;
+    uint64_t issued;
+    uint64_t registered_at;
+    uint8_t root[32];
+    uint8_t session_key[32];
+} cold_entry;
+
+typedef struct shard {
+    hot_entry *hot;
+    order_entry *order;
+    cold_entry *cold;
+    uint32_t count, capacity;
+    /* open addressing: serial and entry index + 1 (0 = empty) */
+    uint64_t *slot_serial;
+    uint32_t *slot_index;
+    uint32_t slot_mask;
+    uint32_t *dirty;
+    uint32_t dirty_count, dirty_capacity;
+    uint32_t group;
+    /* group scratch */
+    uint64_t pending_serial[PENDING_SLOTS];
+    uint8_t pending_used[PENDING_SLOTS];
+    uint32_t pending_list[GROUP_MAX];
+    uint32_t pending_count;
+} shard;
+
+struct mp_verifier {
+    uint32_t bank_id;
+    uint64_t merchant;
+    uint8_t ticket_key[32]; /* enc(K_M) */
+    uint32_t partitions;
+    int kernel; /* a pinned mp_lane_kernel, or -1: the active one */
+    shard *shards;
+};
+
+mp_status mp_verifier_set_kernel(mp_verifier *v, mp_lane_kernel kernel) {
+    if (!mp_lane_kernel_available(kernel)) return MP_ERR_UNSUPPORTED;
+    v->kernel = (int)kernel;
+    return MP_OK;
+}
+
+static inline uint64_t mix(uint64_t serial) { return serial * 0x9E3779B97F4A7C15ULL; }
+static inline uint64_t load_be64(const uint8_t *p) {
+    return ((uint64_t)mp_load_be32(p) << 32) | mp_load_be32(p + 4);
+}
+
+uint32_t mp_verifier_partition_of(const mp_verifier *v, uint64_t serial) {
+    if (v->partitions == 1) return 0;
+    uint64_t h = (serial ^ (serial >> 29)) * 0xBF58476D1CE4E5B9ULL;
+    return (uint32_t)((h >> 32) % v->partitions);
+}
+
+uint32_t mp_verifier_partition_of_record(const mp_verifier *v, const uint8_t *record, size_t length) {
+    if (length < 16) return 0;
+    uint8_t kind = record[0];
+    if (kind != 0x01 && kind != 0x02 && kind != 0x10) return 0;
+    return mp_verifier_partition_of(v, load_be64(record + 8));
+}
+
+uint32_t mp_verifier_partitions(const mp_verifier *v) { return v->partitions; }
+
+mp_verifier *mp_verifier_new(uint32_t bank_id, uint64_t merchant, const uint8_t merchant_key[32],
+                             uint32_t partitions) {
+    if (partitions == 0) return NULL;
+    mp_verifier *v = calloc(1, sizeof *v);
+    if (v == NULL) return NULL;
+    v->shards = calloc(partitions, sizeof(shard));
+    if (v->shards == NULL) {
+        free(v);
+        return NULL;
+    }
+    v->bank_id = bank_id;
+    v->merchant = merchant;
+    v->partitions = partitions;
+    v->kernel = -1;
+    mp_derive_subkey(merchant_key, "MPE1", v->ticket_key);
+    return v;
+}
+
+void mp_verifier_free(mp_verifier *v) {
+    if (v == NULL) return;
+    for (uint32_t p = 0; p < v->partitions; p++) {
+        shard *s = &v->shards[p];
+        if (s->order) sodium_memzero(s->order, sizeof(order_entry) * s->capacity);
+        if (s->cold) sodium_memzero(s->cold, sizeof(cold_entry) * s->capacity);
+        free(s->hot);
+        free(s->order);
+        free(s->cold);
+        free(s->slot_serial);
+        free(s->slot_index);
+        free(s->dirty);
+    }
+    sodium_memzero(v->ticket_key, sizeof v->ticket_key);
+    free(v->shards);
+    free(v);
+}
+
+size_t mp_verifier_ticket_count(const mp_verifier *v) {
+    size_t n = 0;
+    for (uint32_t p = 0; p < v->partitions; p++) n += v->shards[p].count;
+    return n;
+}
+
+static inline uint32_t find(const shard *s, uint64_t serial) {
+    if (s->slot_mask == 0) return NO_ENTRY;
+    uint32_t i = (uint32_t)(mix(serial) >> 32) & s->slot_mask;
+    for (;;) {
+        uint32_t idx = s->slot_index[i];
+        if (idx == 0) return NO_ENTRY;
+        if (s->slot_serial[i] == serial) return idx - 1;
+        i = (i + 1) & s->slot_mask;
+    }
+}
+
+static inline void prefetch_slot(const shard *s, uint64_t serial) {
+    if (s->slot_mask == 0) return;
+    uint32_t i = (uint32_t)(mix(serial) >> 32) & s->slot_mask;
+    __builtin_prefetch(&s->slot_serial[i]);
+    __builtin_prefetch(&s->slot_index[i]);
+}
+
+static int grow(shard *s) {
+    uint32_t capacity = s->capacity ? s->capacity * 2 : 1024;
+    hot_entry *hot = aligned_alloc(64, sizeof(hot_entry) * capacity);
+    order_entry *order = calloc(capacity, sizeof(order_entry));
+    cold_entry *cold = calloc(capacity, sizeof(cold_entry));
+    uint32_t slots = capacity * 2; /* load factor at most 1/2 */
+    uint64_t *slot_serial = calloc(slots, sizeof(uint64_t));
+    uint32_t *slot_index = calloc(slots, sizeof(uint32_t));
+    if (!hot || !order || !cold || !slot_serial || !slot_index) {
+        free(hot); free(order); free(cold); free(slot_serial); free(slot_index);
+        return 0;
+    }
+    if (s->count) {
+        memcpy(hot, s->hot, sizeof(hot_entry) * s->count);
+        memcpy(order, s->order, sizeof(order_entry) * s->count);
+        memcpy(cold, s->cold, sizeof(cold_entry) * s->count);
+        sodium_memzero(s->order, sizeof(order_entry) * s->capacity);
+        sodium_memzero(s->cold, sizeof(cold_entry) * s->capacity);
+    }
+    free(s->hot); free(s->order); free(s->cold); free(s->slot_serial); free(s->slot_index);
+    s->hot = hot; s->order = order; s->cold = cold;
+    s->slot_serial = slot_serial; s->slot_index = slot_index;
+    s->slot_mask = slots - 1;
+    s->capacity = capacity;
+    for (uint32_t e = 0; e < s->count; e++) {
+        uint32_t i = (uint32_t)(mix(hot[e].serial) >> 32) & s->slot_mask;
+        while (slot_index[i] != 0) i = (i + 1) & s->slot_mask;
+        slot_serial[i] = hot[e].serial;
+        slot_index[i] = e + 1;
+    }
+    return 1;
+}
+
+static void mark_dirty(shard *s, uint32_t e) {
+    if (s->hot[e].flags & F_DIRTY) return;
+    if (s->dirty_count == s->dirty_capacity) {
+        uint32_t capacity = s->dirty_capacity ? s->dirty_capacity * 2 : 1024;
+        uint32_t *dirty = realloc(s->dirty, sizeof(uint32_t) * capacity);
+        if (dirty == NULL) abort(); /* cannot record a change: never lose one silently */
+        s->dirty = dirty;
+        s->dirty_capacity = capacity;
+    }
+    s->hot[e].flags |= F_DIRTY;
+    s->dirty[s->dirty_count++] = e;
+}
+
+/* Appends a ticket; returns its index or NO_ENTRY (allocation failure). */
+static uint32_t insert(shard *s, const mp_ticket_export *t) {
+    if (s->count == s->capacity && !grow(s)) return NO_ENTRY;
+    uint32_t e = s->count++;
+    hot_entry *h = &s->hot[e];
+    memset(h, 0, sizeof *h);
+    h->serial = t->serial;
+    h->expires = t->expires;
+    h->unit = t->unit;
+    h->credited = t->credited;
+    h->limit = t->limit;
+    h->last_cumulative = t->last_cumulative;
+    h->chain_len = t->chain_len;
+    h->last = t->last;
+    h->last_seq = t->last_seq;
+    h->stamp = 0;
+    h->flags = t->has_last_order ? F_HAS_ORDER : 0;
+    memcpy(h->chain_id, t->chain_id, 12);
+    memcpy(h->last_word, t->last_word, 32);
+    order_entry *o = &s->order[e];
+    memcpy(o->last_order, t->last_order, 76);
+    if (t->chain_len == 0) {
+        uint8_t mac_key[32];
+        mp_derive_subkey(t->session_key, "MPM1", mac_key);
+        mp_hmac_key_init(&o->session_mac, mac_key, 32);
+        sodium_memzero(mac_key, sizeof mac_key);
+    }
+    cold_entry *c = &s->cold[e];
+    c->customer = t->customer;
+    c->issued = t->issued;
+    c->registered_at = t->registered_at;
+    memcpy(c->root, t->root, 32);
+    memcpy(c->session_key, t->session_key, 32);
+    uint32_t i = (uint32_t)(mix(t->serial) >> 32) & s->slot_mask;
+    while (s->slot_index[i] != 0) i = (i + 1) & s->slot_mask;
+    s->slot_serial[i] = t->serial;
+    s->slot_index[i] = e + 1;
+    return e;
+}
+
+mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
+    shard *s = &v->shards[mp_verifier_partition_of(v, t->serial)];
+    if (find(s, t->serial) != NO_ENTRY) return MP_ERR_ARGUMENT;
+    return insert(s, t) == NO_ENTRY ? MP_ERR_LIBRARY : MP_OK;
+}
+
+/* ---- the group set of serials registering in this group ---- */
+
+static int pending_has(const shard *s, uint64_t serial) {
+    uint32_t i = (uint32_t)(mix(serial) >> 40) & (PENDING_SLOTS - 1);
+    while (s->pending_used[i]) {
+        if (s->pending_serial[i] == serial) return 1;
+        i = (i + 1) & (PENDING_SLOTS - 1);
+    }
+    return 0;
+}
+
+static void pending_add(shard *s, uint64_t serial) {
+    uint32_t i = (uint32_t)(mix(serial) >> 40) & (PENDING_SLOTS - 1);
+    while (s->pending_used[i]) i = (i + 1) & (PENDING_SLOTS - 1);
+    s->pending_used[i] = 1;
+    s->pending_serial[i] = serial;
+    s->pending_list[s->pending_count++] = i;
+}
+
+static void pending_clear(shard *s) {
+    for (uint32_t k = 0; k < s->pending_count; k++) s->pending_used[s->pending_list[k]] = 0;
+    s->pending_count = 0;
+}
+
+/* ---- verification ---- */
+
+enum job { J_DONE, J_TICKET, J_CHAIN, J_ORDER };
+
+typedef struct group {
+    uint32_t n;
+    uint8_t job[GROUP_MAX];
+    uint32_t entry[GROUP_MAX];
+    uint32_t lane[GROUP_MAX]; /* index into the chain or order arrays */
+    const uint8_t *rec[GROUP_MAX];
+    uint32_t slot[GROUP_MAX];
+    uint64_t offset[GROUP_MAX];
+    /* chain walks, struct of arrays for the kernels */
+    uint32_t chains;
+    uint8_t chain_ids[12 * GROUP_MAX];
+    uint32_t index[GROUP_MAX];
+    uint8_t words[32 * GROUP_MAX];
+    uint32_t last[GROUP_MAX];
+    uint8_t expected[32 * GROUP_MAX];
+    uint8_t chain_ok[GROUP_MAX];
+    /* order tags: the 76-byte orders side by side, with their keys */
+    uint32_t orders;
+    uint8_t order_bytes[76 * GROUP_MAX];
+    const mp_hmac_key *keys[GROUP_MAX];
+    uint8_t order_ok[GROUP_MAX];
+} group;
+
+static int is_known_kind(uint8_t k) {
+    switch (k) {
+    case 0x01: case 0x02: case 0x10: case 0x11: case 0x20: case 0x30: case 0x31: case 0x40: case 0x41:
+        return 1;
+    }
+    return 0;
+}
+
+/* Judges a ticket record whose header and size are right (§7: badTicket →
+ * known → expired → registered). */
+static uint8_t finish_ticket(mp_verifier *v, shard *s, const uint8_t *r, uint32_t e, uint64_t offset,
+                             uint64_t now, mp_ticket_export *registered, int *has_registration) {
+    uint8_t body[120];
+    if (mp_xchacha_open(body, r + 48, 136, r, 48, r + 24, v->ticket_key) != MP_OK) return 3; /* badTicket */
+    if (e != NO_ENTRY) {
+        sodium_memzero(body, sizeof body);
+        return 0; /* known: accepted, no change */
+    }
+    uint64_t expires = load_be64(body + 48);
+    if (now > expires) {
+        sodium_memzero(body, sizeof body);
+        return 4; /* expired */
+    }
+    mp_ticket_export *t = registered;
+    memset(t, 0, sizeof *t);
+    t->serial = load_be64(r + 8);
+    t->customer = load_be64(body + 0);
+    t->limit = load_be64(body + 8);
+    t->unit = load_be64(body + 16);
+    t->chain_len = mp_load_be32(body + 24);
+    memcpy(t->chain_id, body + 28, 12);
+    t->issued = load_be64(body + 40);
+    t->expires = expires;
+    memcpy(t->root, body + 56, 32);
+    memcpy(t->last_word, body + 56, 32);
+    memcpy(t->session_key, body + 88, 32);
+    t->registered_at = offset;
+    sodium_memzero(body, sizeof body);
+    *has_registration = 1;
+    (void)s;
+    return 0;
+}
+
+static void run_group(mp_verifier *v, shard *s, group *g, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
+    mp_lane_kernel kernel = v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
+    if (g->chains > 0)
+        mp_chain_verify_batch_with(kernel, g->chains, g->chain_ids, g->index, g->words, g->last, g->expected, g->chain_ok);
+    if (g->orders > 0)
+        mp_mac128_verify_batch_with(kernel, g->orders, g->keys, "MPO1", g->order_bytes, 76, 60, g->order_ok);
+
+    mp_ticket_export registrations[8];
+    uint32_t pending_registrations = 0;
+    for (uint32_t k = 0; k < g->n; k++) {
+        const uint8_t *r = g->rec[k];
+        uint32_t slot = g->slot[k];
+        uint32_t e = g->entry[k];
+        switch (g->job[k]) {
+        case J_DONE:
+            break;
+        case J_TICKET: {
+            int registered = 0;
+            verdicts[slot] = finish_ticket(v, s, r, e, g->offset[k], now, &registrations[pending_registrations], &registered);
+            credited[slot] = 0;
+            if (registered) {
+                /* No other record of this group names the serial: insert after the group. */
+                if (++pending_registrations == 8) {
+                    for (uint32_t q = 0; q < pending_registrations; q++) {
+                        uint32_t ne = insert(s, &registrations[q]);
+                        if (ne == NO_ENTRY) abort();
+                        mark_dirty(s, ne);
+                        sodium_memzero(&registrations[q], sizeof registrations[q]);
+                    }
+                    pending_registrations = 0;
+                }
+            }
+            break;
+        }
+        case J_CHAIN: {
+            hot_entry *h = &s->hot[e];
+            if (!g->chain_ok[g->lane[k]]) {
+                verdicts[slot] = 6; /* badChainWord */
+                credited[slot] = 0;
+                break;
+            }
+            uint32_t index = g->index[g->lane[k]];
+            uint64_t credit, total;
+            if (__builtin_mul_overflow((uint64_t)(index - h->last), h->unit, &credit) ||
+                __builtin_add_overflow(h->credited, credit, &total)) {
+                verdicts[slot] = 8; /* overLimit */
+                credited[slot] = 0;
+                break;
+            }
+            h->last = index;
+            memcpy(h->last_word, g->words + 32 * g->lane[k], 32);
+            h->credited = total;
+            mark_dirty(s, e);
+            verdicts[slot] = 0;
+            credited[slot] = credit;
+            break;
+        }
+        case J_ORDER: {
+            hot_entry *h = &s->hot[e];
+            order_entry *o = &s->order[e];
+            credited[slot] = 0;
+            if (!g->order_ok[g->lane[k]]) {
+                verdicts[slot] = 5; /* badMAC */
+                break;
+            }
+            if ((h->flags & F_HAS_ORDER) && memcmp(o->last_order, r, 76) == 0) {
+                verdicts[slot] = 12; /* duplicate */
+                break;
+            }
+            uint32_t seq = mp_load_be32(r + 16);
+            uint64_t cumulative = load_be64(r + 20);
+            if (seq <= h->last_seq) { verdicts[slot] = 7; break; }            /* replay */
+            if (cumulative < h->last_cumulative) { verdicts[slot] = 10; break; } /* decreasingAmount */
+            if (cumulative > h->limit) { verdicts[slot] = 8; break; }          /* overLimit */
+            uint64_t credit = cumulative - h->last_cumulative, total;
+            if (__builtin_add_overflow(h->credited, credit, &total)) { verdicts[slot] = 8; break; }
+            h->last_seq = seq;
+            h->last_cumulative = cumulative;
+            memcpy(o->last_order, r, 76);
+            h->flags |= F_HAS_ORDER;
+            h->credited = total;
+            mark_dirty(s, e);
+            verdicts[slot] = 0;
+            credited[slot] = credit;
+            break;
+        }
+        }
+    }
+    for (uint32_t q = 0; q < pending_registrations; q++) {
+        uint32_t ne = insert(s, &registrations[q]);
+        if (ne == NO_ENTRY) abort();
+        mark_dirty(s, ne);
+        sodium_memzero(&registrations[q], sizeof registrations[q]);
+    }
+    g->n = g->chains = g->orders = 0;
+    pending_clear(s);
+    s->group++;
+    if (s->group == 0) { /* stamps wrapped: clear them so no stale stamp matches */
+        for (uint32_t e = 0; e < s->count; e++) s->hot[e].stamp = 0;
+        s->group = 1;
+    }
+}
+
+void mp_verifier_run(mp_verifier *v, uint32_t partition, const uint8_t *base, const mp_record_ref *records,
+                     size_t count, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
+    shard *s = &v->shards[partition];
+    group *g = malloc(sizeof *g);
+    if (g == NULL) abort();
+    g->n = g->chains = g->orders = 0;
+    if (s->group == 0) s->group = 1;
+    pending_clear(s);
+
+    for (size_t i = 0; i < count; i++) {
+        if (i + LOOKAHEAD < count) {
+            const mp_record_ref *ahead = &records[i + LOOKAHEAD];
+            if (ahead->length >= 16) prefetch_slot(s, load_be64(base + ahead->offset + 8));
+        }
+        const mp_record_ref *ref = &records[i];
+        const uint8_t *r = base + ref->offset;
+        uint32_t len = ref->length, slot = ref->slot;
+        credited[slot] = 0;
+        if (len == 0) { verdicts[slot] = 1; continue; }                    /* malformed */
+        uint8_t kind = r[0];
+        if (!is_known_kind(kind)) { verdicts[slot] = 11; continue; }       /* unknownKind */
+        uint32_t size = kind == 0x01 ? 52 : kind == 0x02 ? 76 : kind == 0x10 ? 184 : 0;
+        if (size == 0 || len != size || r[1] != 1 || r[2] != 1 || r[3] != 0) { verdicts[slot] = 1; continue; }
+        uint32_t bank = mp_load_be32(r + 4);
+        uint64_t serial = load_be64(r + 8);
+
+        if (kind == 0x10 && (bank != v->bank_id || load_be64(r + 16) != v->merchant)) {
+            verdicts[slot] = 3; /* badTicket */
+            continue;
+        }
+        if (kind != 0x10 && bank != v->bank_id) { verdicts[slot] = 2; continue; } /* unknownTicket */
+        uint32_t e = find(s, serial);
+        /* A serial already worked on in this group: its state is not final yet. */
+        if ((e != NO_ENTRY && s->hot[e].stamp == s->group) || (e == NO_ENTRY && pending_has(s, serial)) ||
+            g->n == GROUP_MAX) {
+            run_group(v, s, g, now, verdicts, credited);
+            e = find(s, serial);
+        }
+        uint32_t k = g->n;
+        if (kind == 0x10) {
+            if (e != NO_ENTRY) s->hot[e].stamp = s->group;
+            else pending_add(s, serial);
+            g->job[k] = J_TICKET;
+            g->entry[k] = e;
+            g->rec[k] = r;
+            g->slot[k] = slot;
+            g->offset[k] = ref->offset;
+            g->n++;
+            continue;
+        }
+        if (e == NO_ENTRY) { verdicts[slot] = 2; continue; } /* unknownTicket */
+        hot_entry *h = &s->hot[e];
+        if (now > h->expires) { verdicts[slot] = 4; continue; } /* expired */
+        if (kind == 0x01) {
+            if (h->chain_len == 0) { verdicts[slot] = 9; continue; } /* wrongMode */
+            uint32_t index = mp_load_be32(r + 16);
+            const uint8_t *word = r + 20;
+            if (index == h->last && h->last >= 1 && mp_ct_equal(word, h->last_word, 32)) {
+                verdicts[slot] = 12; /* duplicate */
+                continue;
+            }
+            if (index <= h->last) { verdicts[slot] = 7; continue; } /* replay */
+            if (index > h->chain_len || index - h->last > MAX_GAP) { verdicts[slot] = 8; continue; } /* overLimit */
+            uint32_t lane = g->chains++;
+            memcpy(g->chain_ids + 12 * lane, h->chain_id, 12);
+            g->index[lane] = index;
+            memcpy(g->words + 32 * lane, word, 32);
+            g->last[lane] = h->last;
+            memcpy(g->expected + 32 * lane, h->last_word, 32);
+            g->job[k] = J_CHAIN;
+            g->lane[k] = lane;
+        } else {
+            if (h->chain_len != 0) { verdicts[slot] = 9; continue; } /* wrongMode */
+            uint32_t lane = g->orders++;
+            memcpy(g->order_bytes + 76 * lane, r, 76);
+            g->keys[lane] = &s->order[e].session_mac;
+            g->job[k] = J_ORDER;
+            g->lane[k] = lane;
+        }
+        h->stamp = s->group;
+        g->entry[k] = e;
+        g->rec[k] = r;
+        g->slot[k] = slot;
+        g->offset[k] = ref->offset;
+        g->n++;
+    }
+    run_group(v, s, g, now, verdicts, credited);
+    free(g);
+}
+
+/* ---- changes, for the merchant's store ---- */
+
+size_t mp_verifier_dirty_count(const mp_verifier *v) {
+    size_t n = 0;
+    for (uint32_t p = 0; p < v->partitions; p++) n += v->shards[p].dirty_count;
+    return n;
+}
+
+size_t mp_verifier_export_dirty(const mp_verifier *v, mp_ticket_export *out, size_t capacity) {
+    size_t n = 0;
+    for (uint32_t p = 0; p < v->partitions; p++) {
+        const shard *s = &v->shards[p];
+        for (uint32_t d = 0; d < s->dirty_count && n < capacity; d++) {
+            uint32_t e = s->dirty[d];
+            const hot_entry *h = &s->hot[e];
+            const order_entry *o = &s->order[e];
+            const cold_entry *c = &s->cold[e];
+            mp_ticket_export *t = &out[n++];
+            t->serial = h->serial;
+            t->customer = c->customer;
+            t->limit = h->limit;
+            t->unit = h->unit;
+            t->issued = c->issued;
+            t->expires = h->expires;
+            t->credited = h->credited;
+            t->last_cumulative = h->last_cumulative;
+            t->registered_at = c->registered_at;
+            t->chain_len = h->chain_len;
+            t->last = h->last;
+            t->last_seq = h->last_seq;
+            t->has_last_order = (h->flags & F_HAS_ORDER) != 0;
+            memcpy(t->chain_id, h->chain_id, 12);
+            memcpy(t->root, c->root, 32);
+            memcpy(t->last_word, h->last_word, 32);
+            memcpy(t->session_key, c->session_key, 32);
+            memcpy(t->last_order, o->last_order, 76);
+        }
+    }
+    return n;
+}
+
+void mp_verifier_clear_dirty(mp_verifier *v) {
+    for (uint32_t p = 0; p < v->partitions; p++) {
+        shard *s = &v->shards[p];
+        for (uint32_t d = 0; d < s->dirty_count; d++) {
+            s->hot[s->dirty[d]].flags &= (uint8_t)~F_DIRTY;
+            s->cold[s->dirty[d]].registered_at = UINT64_MAX;
+        }
+        s->dirty_count = 0;
+    }
+}

@@ -1,0 +1,38 @@
+/// A registered ticket's opened body and the merchant's progress on it: what
+/// the batch verifier's table holds, and what moves between it and a store.
+public struct TicketProgress: Sendable {
+    public var serial: UInt64
+    public var customer: UInt64
+    public var limit: UInt64
+    public var unit: UInt64
+    public var chainLength: UInt32
+    public var chainID: Bytes12
+    public var issued: UInt64
+    public var expires: UInt64
+    public var root: Bytes32
+    public var sessionKey: SecretKey
+    /// Chain mode: last accepted index and word (`(0, root)` before any payment).
+    public var last: UInt32
+    public var lastWord: Bytes32
+    /// Order mode: last accepted seq, cumulative and the order's 76 bytes.
+    public var lastSeq: UInt32
+    public var lastCumulative: UInt64
+    public var lastOrder: [UInt8]?
+    public var credited: UInt64
+    /// Where in the last verified buffer the Ticket record that registered it
+    /// starts (its bytes), if it was registered by that run.
+    public var registeredAt: Int?
+
+    public init(
+        serial: UInt64, customer: UInt64, limit: UInt64, unit: UInt64, chainLength: UInt32, chainID: Bytes12,
+        issued: UInt64, expires: UInt64, root: Bytes32, sessionKey: SecretKey,
+        last: UInt32 = 0, lastWord: Bytes32? = nil, lastSeq: UInt32 = 0, lastCumulative: UInt64 = 0,
+        lastOrder: [UInt8]? = nil, credited: UInt64 = 0, registeredAt: Int? = nil
+    ) {
+        self.serial = serial; self.customer = customer; self.limit = limit; self.unit = unit
+        self.chainLength = chainLength; self.chainID = chainID; self.issued = issued; self.expires = expires
+        self.root = root; self.sessionKey = sessionKey; self.last = last; self.lastWord = lastWord ?? root
+        self.lastSeq = lastSeq; self.lastCumulative = lastCumulative; self.lastOrder = lastOrder
+        self.credited = credited; self.registeredAt = registeredAt
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import MicropayCore
+import MicropaySimulation
+import Testing
+
+@testable import MicropayMerchant
+
+/// The batch verifier (sharded ticket table, groups of independent serials,
+/// multi-lane kernels, several threads) against the one-record-at-a-time path:
+/// the same verdicts, credits, tails and final state, for every lane kernel
+/// and thread count, across window boundaries.
+@Suite("Batch verifier = sequential path")
+struct BatchPipelineTests {
+    static let configurations: [(kernel: Engine.LaneKernel, threads: Int, window: Int)] =
+        Engine.availableLaneKernels.flatMap { kernel in
+            [(kernel, 1, 1 << 20), (kernel, 2, 1 << 20), (kernel, 3, 37)]
+        }
+
+    struct Run: Equatable {
+        var verdicts: [UInt8] = []
+        var credited: [UInt64] = []
+        var offsets: [Int] = []
+        var summaries: [BatchSummary] = []
+    }
+
+    static func verify(_ merchant: Merchant, _ batch: [UInt8], now: UInt64, sequential: Bool, threads: Int, into run: inout Run) throws {
+        var local = run
+        let summary = try batch.withUnsafeBytes { buffer in
+            try Result { () throws(MerchantError) -> BatchSummary in
+                let collect: (BatchRecord, RecordOutcome) -> Void = { record, outcome in
+                    local.verdicts.append(outcome.verdict.rawValue)
+                    local.credited.append(outcome.credited)
+                    local.offsets.append(record.offset)
+                }
+                return sequential
+                    ? try merchant.verifyBatchSequentially(buffer, now: now, onRecord: collect)
+                    : try merchant.verifyBatch(buffer, now: now, threads: threads, onRecord: collect)
+            }.get()
+        }
+        local.summaries.append(summary)
+        run = local
+    }
+
+    @Test("random streams with gaps up to 4097, retries, reordering and every bad record",
+          arguments: configurations.indices)
+    func randomStreams(configuration: Int) throws {
+        let (kernel, threads, window) = Self.configurations[configuration]
+        for seed in UInt64(1)...3 {
+            let key = SecretKey.random()
+            var world = PaymentWorld(seed: seed &* 7919 &+ UInt64(configuration), merchantKey: key)
+            let fast = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
+            fast.batchLaneKernel = kernel
+            fast.batchWindowRecords = window
+            let slow = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
+            var fastRun = Run(), slowRun = Run()
+            for batchNumber in 0..<6 {
+                let now = PaymentWorld.start + UInt64(batchNumber) * 70
+                var writer = BatchFileWriter()
+                var count = 0
+                while count < 300 {
+                    for record in world.nextRecord() { try writer.append(record); count += 1 }
+                }
+                if batchNumber == 3 { try writer.appendRaw([0x00]) }  // a cut tail
+                try Self.verify(fast, writer.bytes, now: now, sequential: false, threads: threads, into: &fastRun)
+                try Self.verify(slow, writer.bytes, now: now, sequential: true, threads: 1, into: &slowRun)
+            }
+            #expect(fastRun == slowRun, "kernel \(kernel), \(threads) threads, window \(window), seed \(seed)")
+            #expect(fast.ticketStates == slow.ticketStates)
+            #expect(Set(slowRun.verdicts).count >= 10)
+        }
+    }
+
+    @Test("a generated day over many tickets: the verdicts known by construction", arguments: configurations.indices)
+    func generatedBatch(configuration: Int) throws {
+        let (kernel, threads, window) = Self.configurations[configuration]
+        let spec = BatchSpec(tickets: 300, payments: 20_000, fraudRate: 0.1, seed: 42 &+ UInt64(configuration), mode: .mixed)
+        var bytes: [UInt8] = []
+        let generated = try BatchGenerator.generate(spec, keepVerdicts: true) { bytes.append(contentsOf: $0) }
+        let fast = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey, store: MerchantStore())
+        fast.batchLaneKernel = kernel
+        fast.batchWindowRecords = window * 97
+        var run = Run()
+        try Self.verify(fast, bytes, now: spec.now, sequential: false, threads: threads, into: &run)
+        #expect(run.verdicts == generated.expectedVerdicts)
+        #expect(run.summaries[0].credited == generated.expectation.credited)
+        #expect(run.summaries[0].accepted == generated.expectation.accepted)
+        // The same again, now every ticket is known: retries are duplicates, the rest replays or as before.
+        let slow = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey, store: MerchantStore())
+        var slowRun = Run()
+        try Self.verify(slow, bytes, now: spec.now, sequential: true, threads: 1, into: &slowRun)
+        var fastAgain = Run(), slowAgain = Run()
+        try Self.verify(fast, bytes, now: spec.now, sequential: false, threads: threads, into: &fastAgain)
+        try Self.verify(slow, bytes, now: spec.now, sequential: true, threads: 1, into: &slowAgain)
+        #expect(fastAgain == slowAgain)
+        #expect(fastAgain.summaries[0].credited == 0)
+        #expect(fast.ticketStates == slow.ticketStates)
+    }
+
+    @Test("state moves between the table and the store: a reopened merchant goes on where the batch stopped")
+    func persistence() throws {
+        let spec = BatchSpec(tickets: 50, payments: 2000, fraudRate: 0.05, seed: 9, mode: .mixed)
+        var first: [UInt8] = []
+        let generated = try BatchGenerator.generate(spec) { first.append(contentsOf: $0) }
+        let path = TemporaryStorePath("pipeline")
+        defer { path.cleanUp() }
+        do {
+            let merchant = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey,
+                                        store: try MerchantStore(path: path.path))
+            _ = try first.withUnsafeBytes { buffer in try Result { () throws(MerchantError) in try merchant.verifyBatch(buffer, now: spec.now, threads: 2) }.get() }
+        }
+        let reopened = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey,
+                                    store: try MerchantStore(path: path.path))
+        let reference = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey, store: MerchantStore())
+        var ignored = Run()
+        try Self.verify(reference, first, now: spec.now, sequential: true, threads: 1, into: &ignored)
+        #expect(reopened.ticketStates == reference.ticketStates)
+        #expect(reopened.totalCredited == generated.expectation.credited)
+    }
+}
