@@ -156,10 +156,10 @@ mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, size_t count,
 
 /* The merchant's ticket table and the hot path of batch verification. Tickets
  * live in `partitions` shards chosen by serial, so one thread per shard
- * verifies its records in file order with no locks: verdicts depend only on
- * records of the same serial. Within a shard, records are taken in groups in
- * which no serial repeats, so all their hashing is independent and goes
- * through the multi-lane kernels in one call. */
+ * verifies its records with no locks: verdicts depend only on the records of
+ * the same serial, in file order. Within a shard, records are taken in waves
+ * in which no serial repeats, so a wave's hashing is independent and goes
+ * through the multi-lane kernels many lanes at a time. */
 typedef struct mp_verifier mp_verifier;
 
 /* A ticket's opened body and the merchant's progress on it. */
@@ -213,12 +213,26 @@ uint32_t mp_verifier_partition_of_record(const mp_verifier *verifier, const uint
 mp_status mp_verifier_load(mp_verifier *verifier, const mp_ticket_export *ticket);
 size_t mp_verifier_ticket_count(const mp_verifier *verifier);
 
-/* Verifies the records of shard `partition`, in the order given (file order),
+/* Verifies the records of shard `partition`, given in file order,
  * at `now`: verdicts[slot] gets the §7 code and credited[slot] the amount.
  * Thread-safe across distinct partitions. */
 void mp_verifier_run(mp_verifier *verifier, uint32_t partition, const uint8_t *base,
                      const mp_record_ref *records, size_t count, uint64_t now, uint8_t *verdicts,
                      uint64_t *credited);
+
+/* Takes the next records of a batch file's bytes, from *position (just past
+ * "MPB1" at first) up to `max` records, dealing them to the shards:
+ * shard_refs[s] receives shard s's records (their slot is their index in that
+ * list) and shard_counts[s] their number; record_shard and record_start get,
+ * in file order, each record's shard and the offset of its bytes. Returns the
+ * records taken and advances *position; sets *truncated_at to the offset of a
+ * final record cut short (else leaves it). */
+size_t mp_verifier_scan(const mp_verifier *verifier, const uint8_t *file, size_t length, size_t *position,
+                        size_t max, mp_record_ref *const *shard_refs, size_t *shard_counts,
+                        uint8_t *record_shard, uint64_t *record_start, uint64_t *truncated_at);
+/* Puts the shards' results back in file order. */
+void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t *const *shard_verdicts,
+                        const uint64_t *const *shard_credited, uint8_t *verdicts, uint64_t *credited);
 
 /* Tickets changed since the last mp_verifier_clear_dirty, over all shards. */
 size_t mp_verifier_dirty_count(const mp_verifier *verifier);

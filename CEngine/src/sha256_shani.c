@@ -7,7 +7,22 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
-int mp_cpu_has_shani(void) {
+/* CPUID traps to the hypervisor on a virtual machine (microseconds): each
+ * feature is read once and kept. */
+#define CACHED_FEATURE(name)                                   \
+    static int name##_probe(void);                             \
+    int name(void) {                                           \
+        static _Atomic int cached = -1;                        \
+        int value = cached;                                    \
+        if (value < 0) cached = value = name##_probe();        \
+        return value;                                          \
+    }
+
+CACHED_FEATURE(mp_cpu_has_shani)
+CACHED_FEATURE(mp_cpu_has_avx2)
+CACHED_FEATURE(mp_cpu_has_aesni)
+
+static int mp_cpu_has_shani_probe(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     int ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1;
@@ -16,7 +31,7 @@ int mp_cpu_has_shani(void) {
     return ssse3 && sse41 && sha;
 }
 
-int mp_cpu_has_avx2(void) {
+static int mp_cpu_has_avx2_probe(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     /* AVX needs OSXSAVE and the OS saving YMM state (XCR0 bits 1 and 2) */
@@ -28,7 +43,7 @@ int mp_cpu_has_avx2(void) {
     return (b >> 5) & 1;
 }
 
-int mp_cpu_has_aesni(void) {
+static int mp_cpu_has_aesni_probe(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     return ((c >> 25) & 1) && ((c >> 1) & 1); /* AES-NI and PCLMULQDQ */

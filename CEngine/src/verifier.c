@@ -1,18 +1,18 @@
 /* The merchant's batch verifier: a compact ticket table sharded by serial and
  * the §7 check order over groups of records in which no serial repeats.
  *
- * Within a group every record's state checks read a state no earlier record
- * of the group will change (a repeated serial ends the group), so the hashing
- * of all of them -- chain walks, order tags -- is independent and runs through
- * the multi-lane kernels in one call; their outcomes are then applied in file
- * order. The result is exactly that of judging the records one by one. */
+ * Records are taken in waves in which no serial repeats (see mp_verifier_run),
+ * so within a group every record's state checks read a state no other record
+ * of the group will change, and the hashing of all of them -- chain walks,
+ * order tags -- is independent and runs through the multi-lane kernels in one
+ * call; the outcomes are then applied in order. The result is exactly that of
+ * judging the records one by one. */
 #include <sodium.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
 #define GROUP_MAX 1024
-#define PENDING_SLOTS 4096 /* power of two, > 2 * GROUP_MAX */
 #define MAX_GAP 4096
 #define NO_ENTRY UINT32_MAX
 #define LOOKAHEAD 8
@@ -30,11 +30,13 @@ typedef struct hot_entry {
     uint32_t chain_len;
     uint32_t last;
     uint32_t last_seq;
-    uint32_t stamp; /* the group that last scheduled work on this ticket */
+    uint32_t pad0;
     uint8_t flags;
     uint8_t chain_id[12];
     uint8_t pad[3];
     uint8_t last_word[32];
+    uint32_t rank;     /* records of this serial seen so far in the current run */
+    uint32_t rank_run; /* the run `rank` belongs to */
 } __attribute__((aligned(64))) hot_entry;
 
 _Static_assert(sizeof(hot_entry) == 128, "two cache lines");
@@ -64,12 +66,7 @@ typedef struct shard {
     uint32_t slot_mask;
     uint32_t *dirty;
     uint32_t dirty_count, dirty_capacity;
-    uint32_t group;
-    /* group scratch */
-    uint64_t pending_serial[PENDING_SLOTS];
-    uint8_t pending_used[PENDING_SLOTS];
-    uint32_t pending_list[GROUP_MAX];
-    uint32_t pending_count;
+    uint32_t run; /* runs so far, for the per-run serial counters */
 } shard;
 
 struct mp_verifier {
@@ -109,7 +106,7 @@ uint32_t mp_verifier_partitions(const mp_verifier *v) { return v->partitions; }
 
 mp_verifier *mp_verifier_new(uint32_t bank_id, uint64_t merchant, const uint8_t merchant_key[32],
                              uint32_t partitions) {
-    if (partitions == 0) return NULL;
+    if (partitions == 0 || partitions > 256) return NULL;
     mp_verifier *v = calloc(1, sizeof *v);
     if (v == NULL) return NULL;
     v->shards = calloc(partitions, sizeof(shard));
@@ -228,7 +225,6 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     h->chain_len = t->chain_len;
     h->last = t->last;
     h->last_seq = t->last_seq;
-    h->stamp = 0;
     h->flags = t->has_last_order ? F_HAS_ORDER : 0;
     memcpy(h->chain_id, t->chain_id, 12);
     memcpy(h->last_word, t->last_word, 32);
@@ -257,30 +253,6 @@ mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
     shard *s = &v->shards[mp_verifier_partition_of(v, t->serial)];
     if (find(s, t->serial) != NO_ENTRY) return MP_ERR_ARGUMENT;
     return insert(s, t) == NO_ENTRY ? MP_ERR_LIBRARY : MP_OK;
-}
-
-/* ---- the group set of serials registering in this group ---- */
-
-static int pending_has(const shard *s, uint64_t serial) {
-    uint32_t i = (uint32_t)(mix(serial) >> 40) & (PENDING_SLOTS - 1);
-    while (s->pending_used[i]) {
-        if (s->pending_serial[i] == serial) return 1;
-        i = (i + 1) & (PENDING_SLOTS - 1);
-    }
-    return 0;
-}
-
-static void pending_add(shard *s, uint64_t serial) {
-    uint32_t i = (uint32_t)(mix(serial) >> 40) & (PENDING_SLOTS - 1);
-    while (s->pending_used[i]) i = (i + 1) & (PENDING_SLOTS - 1);
-    s->pending_used[i] = 1;
-    s->pending_serial[i] = serial;
-    s->pending_list[s->pending_count++] = i;
-}
-
-static void pending_clear(shard *s) {
-    for (uint32_t k = 0; k < s->pending_count; k++) s->pending_used[s->pending_list[k]] = 0;
-    s->pending_count = 0;
 }
 
 /* ---- verification ---- */
@@ -448,102 +420,234 @@ static void run_group(mp_verifier *v, shard *s, group *g, uint64_t now, uint8_t 
         sodium_memzero(&registrations[q], sizeof registrations[q]);
     }
     g->n = g->chains = g->orders = 0;
-    pending_clear(s);
-    s->group++;
-    if (s->group == 0) { /* stamps wrapped: clear them so no stale stamp matches */
-        for (uint32_t e = 0; e < s->count; e++) s->hot[e].stamp = 0;
-        s->group = 1;
-    }
 }
 
-void mp_verifier_run(mp_verifier *v, uint32_t partition, const uint8_t *base, const mp_record_ref *records,
-                     size_t count, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
-    shard *s = &v->shards[partition];
-    group *g = malloc(sizeof *g);
-    if (g == NULL) abort();
-    g->n = g->chains = g->orders = 0;
-    if (s->group == 0) s->group = 1;
-    pending_clear(s);
+/* The checks that need no ticket state: a verdict, or -1 if the record
+ * names a serial whose state it reads. */
+static int stateless_verdict(const mp_verifier *v, const uint8_t *r, uint32_t len) {
+    if (len == 0) return 1;                       /* malformed */
+    uint8_t kind = r[0];
+    if (!is_known_kind(kind)) return 11;          /* unknownKind */
+    uint32_t size = kind == 0x01 ? 52 : kind == 0x02 ? 76 : kind == 0x10 ? 184 : 0;
+    if (size == 0 || len != size || r[1] != 1 || r[2] != 1 || r[3] != 0) return 1; /* malformed */
+    uint32_t bank = mp_load_be32(r + 4);
+    if (kind == 0x10) return (bank != v->bank_id || load_be64(r + 16) != v->merchant) ? 3 : -1; /* badTicket */
+    return bank != v->bank_id ? 2 : -1;          /* unknownTicket: another bank's payment */
+}
 
-    for (size_t i = 0; i < count; i++) {
-        if (i + LOOKAHEAD < count) {
-            const mp_record_ref *ahead = &records[i + LOOKAHEAD];
-            if (ahead->length >= 16) prefetch_slot(s, load_be64(base + ahead->offset + 8));
-        }
-        const mp_record_ref *ref = &records[i];
-        const uint8_t *r = base + ref->offset;
-        uint32_t len = ref->length, slot = ref->slot;
-        credited[slot] = 0;
-        if (len == 0) { verdicts[slot] = 1; continue; }                    /* malformed */
-        uint8_t kind = r[0];
-        if (!is_known_kind(kind)) { verdicts[slot] = 11; continue; }       /* unknownKind */
-        uint32_t size = kind == 0x01 ? 52 : kind == 0x02 ? 76 : kind == 0x10 ? 184 : 0;
-        if (size == 0 || len != size || r[1] != 1 || r[2] != 1 || r[3] != 0) { verdicts[slot] = 1; continue; }
-        uint32_t bank = mp_load_be32(r + 4);
-        uint64_t serial = load_be64(r + 8);
+/* Per-serial counters for serials with no ticket yet (open addressing). */
+typedef struct rank_map {
+    uint64_t *serial;
+    uint32_t *count; /* count + 1; 0 = empty */
+    uint32_t mask;
+} rank_map;
 
-        if (kind == 0x10 && (bank != v->bank_id || load_be64(r + 16) != v->merchant)) {
-            verdicts[slot] = 3; /* badTicket */
-            continue;
-        }
-        if (kind != 0x10 && bank != v->bank_id) { verdicts[slot] = 2; continue; } /* unknownTicket */
-        uint32_t e = find(s, serial);
-        /* A serial already worked on in this group: its state is not final yet. */
-        if ((e != NO_ENTRY && s->hot[e].stamp == s->group) || (e == NO_ENTRY && pending_has(s, serial)) ||
-            g->n == GROUP_MAX) {
-            run_group(v, s, g, now, verdicts, credited);
-            e = find(s, serial);
-        }
-        uint32_t k = g->n;
-        if (kind == 0x10) {
-            if (e != NO_ENTRY) s->hot[e].stamp = s->group;
-            else pending_add(s, serial);
-            g->job[k] = J_TICKET;
-            g->entry[k] = e;
-            g->rec[k] = r;
-            g->slot[k] = slot;
-            g->offset[k] = ref->offset;
-            g->n++;
-            continue;
-        }
-        if (e == NO_ENTRY) { verdicts[slot] = 2; continue; } /* unknownTicket */
-        hot_entry *h = &s->hot[e];
-        if (now > h->expires) { verdicts[slot] = 4; continue; } /* expired */
-        if (kind == 0x01) {
-            if (h->chain_len == 0) { verdicts[slot] = 9; continue; } /* wrongMode */
-            uint32_t index = mp_load_be32(r + 16);
-            const uint8_t *word = r + 20;
-            if (index == h->last && h->last >= 1 && mp_ct_equal(word, h->last_word, 32)) {
-                verdicts[slot] = 12; /* duplicate */
-                continue;
-            }
-            if (index <= h->last) { verdicts[slot] = 7; continue; } /* replay */
-            if (index > h->chain_len || index - h->last > MAX_GAP) { verdicts[slot] = 8; continue; } /* overLimit */
-            uint32_t lane = g->chains++;
-            memcpy(g->chain_ids + 12 * lane, h->chain_id, 12);
-            g->index[lane] = index;
-            memcpy(g->words + 32 * lane, word, 32);
-            g->last[lane] = h->last;
-            memcpy(g->expected + 32 * lane, h->last_word, 32);
-            g->job[k] = J_CHAIN;
-            g->lane[k] = lane;
-        } else {
-            if (h->chain_len != 0) { verdicts[slot] = 9; continue; } /* wrongMode */
-            uint32_t lane = g->orders++;
-            memcpy(g->order_bytes + 76 * lane, r, 76);
-            g->keys[lane] = &s->order[e].session_mac;
-            g->job[k] = J_ORDER;
-            g->lane[k] = lane;
-        }
-        h->stamp = s->group;
+static uint32_t rank_map_next(rank_map *m, uint64_t serial) {
+    uint32_t i = (uint32_t)(mix(serial) >> 32) & m->mask;
+    while (m->count[i] != 0 && m->serial[i] != serial) i = (i + 1) & m->mask;
+    if (m->count[i] == 0) m->serial[i] = serial;
+    return m->count[i]++;
+}
+
+/* Stage 1 of one record of a group: a verdict at once, or work for the group. */
+static void schedule_record(mp_verifier *v, shard *s, group *g, const mp_record_ref *ref, const uint8_t *base,
+                            uint32_t e, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
+    const uint8_t *r = base + ref->offset;
+    uint32_t slot = ref->slot;
+    uint8_t kind = r[0];
+    /* a serial unknown when the run began may have been registered by an earlier wave */
+    if (e == NO_ENTRY) e = find(s, load_be64(r + 8));
+    uint32_t k = g->n;
+    credited[slot] = 0;
+    if (kind == 0x10) {
+        g->job[k] = J_TICKET;
         g->entry[k] = e;
         g->rec[k] = r;
         g->slot[k] = slot;
         g->offset[k] = ref->offset;
         g->n++;
+        return;
     }
-    run_group(v, s, g, now, verdicts, credited);
+    if (e == NO_ENTRY) { verdicts[slot] = 2; return; } /* unknownTicket */
+    hot_entry *h = &s->hot[e];
+    if (now > h->expires) { verdicts[slot] = 4; return; } /* expired */
+    if (kind == 0x01) {
+        if (h->chain_len == 0) { verdicts[slot] = 9; return; } /* wrongMode */
+        uint32_t index = mp_load_be32(r + 16);
+        const uint8_t *word = r + 20;
+        if (index == h->last && h->last >= 1 && mp_ct_equal(word, h->last_word, 32)) {
+            verdicts[slot] = 12; /* duplicate */
+            return;
+        }
+        if (index <= h->last) { verdicts[slot] = 7; return; } /* replay */
+        if (index > h->chain_len || index - h->last > MAX_GAP) { verdicts[slot] = 8; return; } /* overLimit */
+        uint32_t lane = g->chains++;
+        memcpy(g->chain_ids + 12 * lane, h->chain_id, 12);
+        g->index[lane] = index;
+        memcpy(g->words + 32 * lane, word, 32);
+        g->last[lane] = h->last;
+        memcpy(g->expected + 32 * lane, h->last_word, 32);
+        g->job[k] = J_CHAIN;
+        g->lane[k] = lane;
+    } else {
+        if (h->chain_len != 0) { verdicts[slot] = 9; return; } /* wrongMode */
+        uint32_t lane = g->orders++;
+        memcpy(g->order_bytes + 76 * lane, r, 76);
+        g->keys[lane] = &s->order[e].session_mac;
+        g->job[k] = J_ORDER;
+        g->lane[k] = lane;
+    }
+    g->entry[k] = e;
+    g->rec[k] = r;
+    g->slot[k] = slot;
+    g->offset[k] = ref->offset;
+    g->n++;
+}
+
+/* Verdicts depend only on the records of the same serial, in their order.
+ * So the records are taken in waves: the first record of every serial, then
+ * the second of every serial, and so on. No serial repeats within a wave,
+ * so a wave's hashing is independent and fills the lanes however the serials
+ * interleave; each serial still sees its records in file order. */
+void mp_verifier_run(mp_verifier *v, uint32_t partition, const uint8_t *base, const mp_record_ref *records,
+                     size_t count, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
+    shard *s = &v->shards[partition];
+    uint32_t *rank = malloc(sizeof(uint32_t) * (count + 1));
+    uint32_t *entry_of = malloc(sizeof(uint32_t) * (count + 1));
+    /* the scheduled records in wave order, with their tickets: read in sequence */
+    mp_record_ref *wave_refs = malloc(sizeof(mp_record_ref) * (count + 1));
+    uint32_t *wave_entry = malloc(sizeof(uint32_t) * (count + 1));
+    group *g = malloc(sizeof *g);
+    if (rank == NULL || entry_of == NULL || wave_refs == NULL || wave_entry == NULL || g == NULL) abort();
+    rank_map unknown = {NULL, NULL, 0};
+    if (++s->run == 0) {
+        for (uint32_t e = 0; e < s->count; e++) s->hot[e].rank_run = 0;
+        s->run = 1;
+    }
+    uint32_t waves = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i + LOOKAHEAD < count && records[i + LOOKAHEAD].length >= 16)
+            prefetch_slot(s, load_be64(base + records[i + LOOKAHEAD].offset + 8));
+        const uint8_t *r = base + records[i].offset;
+        int verdict = stateless_verdict(v, r, records[i].length);
+        if (verdict >= 0) {
+            verdicts[records[i].slot] = (uint8_t)verdict;
+            credited[records[i].slot] = 0;
+            rank[i] = UINT32_MAX;
+            continue;
+        }
+        uint64_t serial = load_be64(r + 8);
+        uint32_t e = find(s, serial);
+        entry_of[i] = e;
+        if (e != NO_ENTRY) {
+            hot_entry *h = &s->hot[e];
+            if (h->rank_run != s->run) {
+                h->rank_run = s->run;
+                h->rank = 0;
+            }
+            rank[i] = h->rank++;
+        } else {
+            if (unknown.mask == 0) {
+                uint32_t capacity = 16;
+                while (capacity < 2 * count) capacity *= 2;
+                unknown.serial = malloc(sizeof(uint64_t) * capacity);
+                unknown.count = calloc(capacity, sizeof(uint32_t));
+                if (!unknown.serial || !unknown.count) abort();
+                unknown.mask = capacity - 1;
+            }
+            rank[i] = rank_map_next(&unknown, serial);
+        }
+        if (rank[i] + 1 > waves) waves = rank[i] + 1;
+    }
+    /* counting sort by wave, stable: file order within a wave */
+    uint32_t *start = calloc((size_t)waves + 1, sizeof(uint32_t));
+    if (start == NULL) abort();
+    for (size_t i = 0; i < count; i++)
+        if (rank[i] != UINT32_MAX) start[rank[i] + 1]++;
+    for (uint32_t w = 0; w < waves; w++) start[w + 1] += start[w];
+    for (size_t i = 0; i < count; i++) {
+        if (rank[i] == UINT32_MAX) continue;
+        uint32_t pos = start[rank[i]]++;
+        wave_refs[pos] = records[i];
+        wave_entry[pos] = entry_of[i];
+    }
+    size_t scheduled = waves ? start[waves - 1] : 0;
+
+    g->n = g->chains = g->orders = 0;
+    uint32_t wave_end_index = 0, wave = 0;
+    /* start[w] now holds the end of wave w */
+    for (size_t j = 0; j < scheduled; j++) {
+        while (wave < waves && j >= start[wave]) wave++;
+        if (j + LOOKAHEAD < scheduled) {
+            /* waves visit the window out of file order: fetch ahead the record and its ticket */
+            const uint8_t *next = base + wave_refs[j + LOOKAHEAD].offset;
+            __builtin_prefetch(next);
+            __builtin_prefetch(next + 63);
+            uint32_t e = wave_entry[j + LOOKAHEAD];
+            if (e != NO_ENTRY) {
+                __builtin_prefetch(&s->hot[e]);
+                __builtin_prefetch((const uint8_t *)&s->hot[e] + 64);
+            }
+        }
+        /* a group never spans two waves, nor grows past its arrays */
+        if (g->n > 0 && (wave != wave_end_index || g->n == GROUP_MAX)) run_group(v, s, g, now, verdicts, credited);
+        wave_end_index = wave;
+        schedule_record(v, s, g, &wave_refs[j], base, wave_entry[j], now, verdicts, credited);
+    }
+    if (g->n > 0) run_group(v, s, g, now, verdicts, credited);
+    free(start);
+    free(unknown.serial);
+    free(unknown.count);
+    free(rank);
+    free(entry_of);
+    free(wave_refs);
+    free(wave_entry);
     free(g);
+}
+
+/* ---- reading batch files (PROTOCOL §10) ---- */
+
+size_t mp_verifier_scan(const mp_verifier *v, const uint8_t *file, size_t length, size_t *position, size_t max,
+                        mp_record_ref *const *shard_refs, size_t *shard_counts, uint8_t *record_shard,
+                        uint64_t *record_start, uint64_t *truncated_at) {
+    size_t pos = *position, n = 0;
+    for (uint32_t p = 0; p < v->partitions; p++) shard_counts[p] = 0;
+    while (n < max && pos < length) {
+        if (length - pos < 2) {
+            *truncated_at = pos;
+            pos = length;
+            break;
+        }
+        size_t len = ((size_t)file[pos] << 8) | file[pos + 1];
+        if (len > length - pos - 2) {
+            *truncated_at = pos;
+            pos = length;
+            break;
+        }
+        const uint8_t *r = file + pos + 2;
+        uint32_t p = v->partitions == 1 ? 0 : mp_verifier_partition_of_record(v, r, len);
+        size_t k = shard_counts[p]++;
+        shard_refs[p][k].offset = pos + 2;
+        shard_refs[p][k].length = (uint32_t)len;
+        shard_refs[p][k].slot = (uint32_t)k;
+        record_shard[n] = (uint8_t)p;
+        record_start[n] = pos + 2;
+        n++;
+        pos += 2 + len;
+    }
+    *position = pos;
+    return n;
+}
+
+void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t *const *shard_verdicts,
+                        const uint64_t *const *shard_credited, uint8_t *verdicts, uint64_t *credited) {
+    size_t cursor[256] = {0};
+    for (size_t i = 0; i < count; i++) {
+        uint8_t p = record_shard[i];
+        size_t k = cursor[p]++;
+        verdicts[i] = shard_verdicts[p][k];
+        credited[i] = shard_credited[p][k];
+    }
 }
 
 /* ---- changes, for the merchant's store ---- */

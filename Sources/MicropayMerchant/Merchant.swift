@@ -34,7 +34,7 @@ public final class Merchant {
     /// dropped whenever state changes outside it (one-record verification, a reload).
     var batchVerifier: BatchVerifier?
     /// Tuning for tests and benchmarks: records per verifier window, and a pinned lane kernel.
-    var batchWindowRecords = 1 << 20
+    var batchWindowRecords = 1 << 18
     var batchLaneKernel: Engine.LaneKernel?
     /// MACKey(mac(K_M)): Deposit and Receipt tags.
     let merchantMAC: MACKey

@@ -18,7 +18,7 @@ public final class BatchVerifier: @unchecked Sendable {
     private let handle: OpaquePointer
 
     /// `kernel` pins the lane kernel (tests, benchmarks); nil follows the active one.
-    public init(bankID: UInt32, merchant: UInt64, merchantKey: SecretKey, threads: Int, windowRecords: Int = 1 << 20,
+    public init(bankID: UInt32, merchant: UInt64, merchantKey: SecretKey, threads: Int, windowRecords: Int = 1 << 18,
                 kernel: Engine.LaneKernel? = nil) throws(MicropayError) {
         precondition(threads >= 1 && windowRecords >= 1)
         Engine.ensureInitialized()
@@ -49,66 +49,81 @@ public final class BatchVerifier: @unchecked Sendable {
         }
     }
 
-    /// One record's result, in file order.
-    public struct Outcome {
-        /// Offset of the record's length prefix in the buffer.
-        public let offset: Int
-        /// The record's bytes (a view into the buffer).
-        public let bytes: UnsafeRawBufferPointer
-        public let verdict: Verdict
-        public let credited: UInt64
+    /// The results of one window of records, in file order. Valid only
+    /// during the call that hands it over.
+    public struct Window {
+        public let count: Int
+        /// The §7 code of each record.
+        public let verdicts: UnsafeBufferPointer<UInt8>
+        public let credited: UnsafeBufferPointer<UInt64>
+        /// Where each record's bytes start in the buffer (its length prefix is 2 bytes before).
+        public let starts: UnsafeBufferPointer<UInt64>
+        let buffer: UnsafeRawBufferPointer
+
+        /// The bytes of record `i` of the window.
+        public func bytes(_ i: Int) -> UnsafeRawBufferPointer {
+            let start = Int(starts[i])
+            let length = Int(buffer[start - 2]) << 8 | Int(buffer[start - 1])
+            return UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])
+        }
     }
 
-    /// Verifies the batch file in `buffer` at `now`, calling `emit` for each
-    /// record in file order. Returns the offset of a truncated tail, if any.
+    /// Verifies the batch file in `buffer` at `now`, handing the results to
+    /// `body` one window at a time, in file order. Returns the offset of a
+    /// truncated tail, if any.
     public func verify(
-        _ buffer: UnsafeRawBufferPointer, now: UInt64, emit: (Outcome) -> Void
+        _ buffer: UnsafeRawBufferPointer, now: UInt64, body: (Window) -> Void
     ) throws(BatchFileError) -> Int? {
-        var reader = try BatchFileReader(buffer)
-        guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
+        _ = try BatchFileReader(buffer)
+        guard let file = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
         let shards = threads
-        var verdicts = [UInt8](repeating: 0, count: windowRecords)
-        var credited = [UInt64](repeating: 0, count: windowRecords)
-        var refs = [[mp_record_ref]](repeating: [], count: shards)
-        var window: [(offset: Int, start: Int, length: Int)] = []
-        window.reserveCapacity(windowRecords)
-        for s in 0..<shards { refs[s].reserveCapacity(windowRecords / shards + 64) }
-        var finished = false
-        while !finished {
-            window.removeAll(keepingCapacity: true)
-            for s in 0..<shards { refs[s].removeAll(keepingCapacity: true) }
-            while window.count < windowRecords, let record = reader.next() {
-                let start = record.bytes.baseAddress.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? record.offset + 2
-                let slot = UInt32(window.count)
-                window.append((record.offset, start, record.bytes.count))
-                let shard = shards == 1 ? 0 : Int(mp_verifier_partition_of_record(
-                    handle, record.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), record.bytes.count))
-                refs[shard].append(mp_record_ref(offset: UInt64(start), length: UInt32(record.bytes.count), slot: slot))
+        let capacity = windowRecords
+        // Each shard writes its own lists and results: no two threads share a cache line.
+        let refs = (0..<shards).map { _ in UnsafeMutablePointer<mp_record_ref>.allocate(capacity: capacity) }
+        let shardVerdicts = (0..<shards).map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: capacity) }
+        let shardCredited = (0..<shards).map { _ in UnsafeMutablePointer<UInt64>.allocate(capacity: capacity) }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: shards)
+        let recordShard = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        let starts = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        let verdicts = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        let credited = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        defer {
+            (refs.map { UnsafeMutableRawPointer($0) } + shardVerdicts.map { UnsafeMutableRawPointer($0) }
+                + shardCredited.map { UnsafeMutableRawPointer($0) }).forEach { $0.deallocate() }
+            counts.deallocate(); recordShard.deallocate(); starts.deallocate(); verdicts.deallocate(); credited.deallocate()
+        }
+        var position = 4
+        var truncatedAt = UInt64.max
+        let work = ShardWork(handle: handle, file: file, refs: refs, counts: counts,
+                             verdicts: shardVerdicts, credited: shardCredited, now: now)
+        while true {
+            let taken = refs.withUnsafeBufferPointer { r in
+                r.withMemoryRebound(to: Optional<UnsafeMutablePointer<mp_record_ref>>.self) { refsOptional in
+                    mp_verifier_scan(handle, file, buffer.count, &position, capacity, refsOptional.baseAddress,
+                                     counts, recordShard, starts, &truncatedAt)
+                }
             }
-            finished = window.count < windowRecords
-            if window.isEmpty { break }
-            verdicts.withUnsafeMutableBufferPointer { v in
-                credited.withUnsafeMutableBufferPointer { c in
-                    let work = ShardWork(handle: handle, base: base, verdicts: v.baseAddress!, credited: c.baseAddress!, now: now)
-                    if shards == 1 {
-                        refs[0].withUnsafeBufferPointer { work.run(shard: 0, $0) }
-                    } else {
-                        refs.withUnsafeBufferPointer { all in
-                            let lists = UnsafeSendable(all)
-                            DispatchQueue.concurrentPerform(iterations: shards) { s in
-                                lists.value[s].withUnsafeBufferPointer { work.run(shard: s, $0) }
-                            }
+            guard taken > 0 else { break }
+            if shards == 1 {
+                work.run(shard: 0)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: shards) { work.run(shard: $0) }
+            }
+            shardVerdicts.withUnsafeBufferPointer { v in
+                shardCredited.withUnsafeBufferPointer { c in
+                    v.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self) { v in
+                        c.withMemoryRebound(to: Optional<UnsafePointer<UInt64>>.self) { c in
+                            mp_verifier_gather(taken, recordShard, v.baseAddress, c.baseAddress, verdicts, credited)
                         }
                     }
                 }
             }
-            for (slot, record) in window.enumerated() {
-                emit(Outcome(offset: record.offset,
-                             bytes: UnsafeRawBufferPointer(rebasing: buffer[record.start..<(record.start + record.length)]),
-                             verdict: Verdict(rawValue: verdicts[slot])!, credited: credited[slot]))
-            }
+            body(Window(count: taken, verdicts: UnsafeBufferPointer(start: verdicts, count: taken),
+                        credited: UnsafeBufferPointer(start: credited, count: taken),
+                        starts: UnsafeBufferPointer(start: starts, count: taken), buffer: buffer))
+            if taken < capacity { break }
         }
-        return reader.truncatedTailOffset
+        return truncatedAt == UInt64.max ? nil : Int(truncatedAt)
     }
 
     /// Every ticket changed since the last call (registered or advanced), and
@@ -157,18 +172,21 @@ public final class BatchVerifier: @unchecked Sendable {
     }
 }
 
-/// What each shard's thread needs; the shards touch disjoint tickets and
-/// disjoint result slots, so sharing these pointers is safe.
+/// What the shards' threads share: each touches only its own tickets, list
+/// and results, so handing these pointers to several threads is safe.
 private struct ShardWork: @unchecked Sendable {
     let handle: OpaquePointer
-    let base: UnsafePointer<UInt8>
-    let verdicts: UnsafeMutablePointer<UInt8>
-    let credited: UnsafeMutablePointer<UInt64>
+    let file: UnsafePointer<UInt8>
+    let refs: [UnsafeMutablePointer<mp_record_ref>]
+    let counts: UnsafeMutablePointer<Int>
+    let verdicts: [UnsafeMutablePointer<UInt8>]
+    let credited: [UnsafeMutablePointer<UInt64>]
     let now: UInt64
 
-    func run(shard: Int, _ records: UnsafeBufferPointer<mp_record_ref>) {
-        guard !records.isEmpty else { return }
-        mp_verifier_run(handle, UInt32(shard), base, records.baseAddress, records.count, now, verdicts, credited)
+    func run(shard: Int) {
+        let count = counts[shard]
+        guard count > 0 else { return }
+        mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
     }
 }
 
