@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "demo", abstract: "placeholder")
+}
