@@ -76,12 +76,12 @@ struct MerchantVerify: ParsableCommand {
             and the offset); 64 bad arguments; 65 not a batch file, a bad key, or a
             state made for another merchant or key; 66 the batch file is missing or
             unreadable; 73 --verdicts cannot be created; 74 a database error. On 64,
-            65 and 66 nothing is written: the --state file is neither created nor
-            changed.
+            65 and 66 the state is neither created nor changed (an existing state is
+            only opened to check whose it is) and no --verdicts file is left.
 
             Example:
-              micropay merchant verify day.mpb --bank-id 7 --merchant 2002 --key-file m2002.key \\
-                  --state merchant.db --verdicts day.verdicts --json
+              micropay merchant verify day.mpb --bank-id 7 --merchant 2002 \\
+                  --key-file m2002.key --state m.db --verdicts day.v --json
             """
     )
 
@@ -109,7 +109,6 @@ struct MerchantVerify: ParsableCommand {
             let now = now ?? currentTime()
             // Everything that can refuse the input comes before the state is touched.
             let key = try identity.loadMerchantKey()
-            _ = key
             try checkBatchFile(batch)
             let fileSize = (try? FileManager.default.attributesOfItem(atPath: batch)[.size] as? Int) ?? 0
             let output = try verdicts.map { try StreamingOutput(path: $0) }
