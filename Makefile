@@ -16,7 +16,7 @@ build: deps
 	swift build -c release --product micropay
 
 run: build
-	swift run -c release micropay selftest
+	swift run -c release micropay demo
 
 test: deps
 	swift test

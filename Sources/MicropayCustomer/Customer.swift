@@ -26,6 +26,14 @@ public struct WalletTicket: Sendable, Equatable {
     public var spent: UInt64 { mode == .chain ? UInt64(paidIndex) * unit : cumulative }
 }
 
+/// What a wallet commit waits for (SQLite's `synchronous`, in WAL mode).
+public enum WalletDurability: String, Sendable {
+    /// fsync at every commit: a payment handed out survives power loss.
+    case full = "FULL"
+    /// fsync at checkpoints only: survives a crash of the process, may lose the last commits on power loss.
+    case normal = "NORMAL"
+}
+
 /// The customer of PROTOCOL.md: asks the bank for tickets, opens envelopes,
 /// pays merchants with chain words or MAC'd orders, and buys goods.
 public final class Customer: @unchecked Sendable {
@@ -60,9 +68,14 @@ public final class Customer: @unchecked Sendable {
         return Customer(wallet: wallet, identity: identity, random: random)
     }
 
-    public static func open(walletPath: String, random: RandomSource = SystemRandom()) throws(CustomerError) -> Customer {
+    /// Opens an existing wallet. `.full` (the default) makes every payment's
+    /// new position survive power loss before the payment is handed out;
+    /// `.normal` only a crash of the process (simulations and demos).
+    public static func open(
+        walletPath: String, random: RandomSource = SystemRandom(), durability: WalletDurability = .full
+    ) throws(CustomerError) -> Customer {
         guard FileManager.default.fileExists(atPath: walletPath) else { throw .storage("\(walletPath) does not exist") }
-        let wallet = try Wallet.open(path: walletPath)
+        let wallet = try Wallet.open(path: walletPath, durability: durability)
         return Customer(wallet: wallet, identity: try wallet.identity(), random: random)
     }
 

@@ -41,12 +41,12 @@ final class Wallet: @unchecked Sendable {
         return wallet
     }
 
-    static func open(path: String) throws(CustomerError) -> Wallet {
+    static func open(path: String, durability: WalletDurability = .full) throws(CustomerError) -> Wallet {
         do {
             var configuration = Configuration()
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try db.execute(sql: "PRAGMA synchronous = \(durability.rawValue)")
             }
             let wallet = Wallet(database: try DatabaseQueue(path: path, configuration: configuration))
             try migrator.migrate(wallet.database)

@@ -15,6 +15,9 @@ final class Progress {
         self.enabled = enabled && isatty(STDERR_FILENO) == 1
     }
 
+    /// Whether the bar is drawn (stderr is a terminal and it was not turned off).
+    var isEnabled: Bool { enabled }
+
     func update(_ done: Int) {
         guard enabled else { return }
         let now = Date()

@@ -3,10 +3,12 @@ import Foundation
 
 /// A failure the tool reports as one line on stderr, with an exit status
 /// from sysexits(3) so scripts can tell the causes apart:
-///   1  a check failed (selftest, audit)
+///   1  a check failed (selftest, audit, the demo's checks)
 ///   3  verified, but the batch file ends in a truncated record
 ///  64  bad command line (also ArgumentParser's own usage errors)
-///  65  bad input data: not a batch file, a malformed object, a bad key
+///  65  bad input data: not a batch file, a malformed object, a bad key;
+///      or a refusal by a role (a request or Deposit the bank refuses,
+///      insufficient funds, a state made for another merchant or key)
 ///  66  an input file is missing or unreadable
 ///  73  an output file cannot be created
 ///  74  an I/O or database error while working

@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+/// Money moves through the subcommands alone, as a user would type them.
+@Suite("micropay bank, customer and merchant")
+struct FlowTests {
+    let dir = temporaryDirectory()
+
+    func run(_ arguments: [String], expect status: Int32 = 0) throws -> String {
+        let result = try micropay(arguments, in: dir)
+        #expect(result.status == status, "micropay \(arguments.joined(separator: " ")): \(result.stderr)")
+        return result.stdout
+    }
+
+    /// The number after `word` in `text` ("account 3 (customer)" → 3).
+    func number(after word: String, in text: String) throws -> String {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        let index = try #require(words.firstIndex(of: word))
+        return words[index + 1]
+    }
+
+    @Test("init, accounts, funding, tickets, payments into a batch, verify, deposit, settle, receipt, balances, refund, audit")
+    func wholeFlow() throws {
+        let issued = 1_900_000_000
+        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
+        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
+        let merchantOut = try run(["bank", "open-account", "--dir", "bank", "--role", "merchant"])
+        let merchant = try number(after: "account", in: merchantOut)
+        let merchantKey = try number(after: "key", in: merchantOut)
+        #expect(merchantKey.count == 64)
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(dir)/c.key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "1000000"])
+
+        // Two tickets: a chain of 100 words of 10, orders up to 50 000.
+        _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
+                     "--mode", "chain", "--merchant", merchant, "--unit", "10", "--length", "100", "--lifetime", "3600", "--out", "r1"])
+        _ = try run(["customer", "request", "--wallet", "w.db", "--mode", "order", "--merchant", merchant,
+                     "--limit", "50000", "--lifetime", "3600", "--out", "r2"])
+        var serials: [String] = []
+        for n in 1...2 {
+            _ = try run(["bank", "issue", "--dir", "bank", "--request", "r\(n)", "--envelope", "e\(n)", "--ticket", "t\(n)",
+                         "--now", "\(issued)"])
+            serials.append(try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "e\(n)", "--ticket", "t\(n)"])))
+        }
+        #expect(try run(["bank", "balance", "--dir", "bank", "--account", customer]).contains("balance 949000 µ"))
+
+        // Payments: 1 + 1 + 5 units of 10, and orders of 700 and 1300; the tickets travel with the first payments.
+        for units in ["1", "1", "5"] {
+            _ = try run(["customer", "pay", "--wallet", "w.db", "--serial", serials[0], "--units", units, "--batch", "day.mpb"])
+        }
+        for amount in ["700", "1300"] {
+            _ = try run(["customer", "pay", "--wallet", "w.db", "--serial", serials[1], "--amount", amount, "--batch", "day.mpb"])
+        }
+        let merchantArgs = ["--bank-id", "9", "--merchant", merchant, "--key", merchantKey, "--state", "m.db"]
+        let verify = try parseJSON(try run(["merchant", "verify", "day.mpb"] + merchantArgs + ["--now", "\(issued + 100)", "--json"]))
+        #expect(verify["records"] as? Int == 7)
+        #expect(verify["accepted"] as? Int == 7)
+        #expect(verify["credited"] as? Int == 70 + 2000)
+
+        // Settlement.
+        let deposit = try run(["merchant", "deposit"] + merchantArgs + ["--out", "d1", "--now", "\(issued + 200)"])
+        #expect(deposit.contains("2 claims"))
+        let settle = try run(["bank", "settle", "--dir", "bank", "--deposit", "d1", "--receipt", "r1.rcpt", "--now", "\(issued + 200)"])
+        #expect(settle.contains("credited 2070 µ"))
+        #expect(try run(["merchant", "apply-receipt"] + merchantArgs + ["--receipt", "r1.rcpt"]).contains("credited by the bank 2070 µ"))
+        #expect(try run(["merchant", "deposit"] + merchantArgs + ["--out", "d2", "--now", "\(issued + 300)"]).contains("nothing to deposit"))
+        #expect(try run(["bank", "balance", "--dir", "bank", "--account", merchant]).contains("balance 2070 µ"))
+        #expect(try run(["bank", "balance", "--dir", "bank", "--account", customer]).contains("balance 949000 µ"))
+
+        // Past expires + grace, what was not spent goes back: 1000 − 70 and 50 000 − 2000.
+        let refund = try run(["bank", "refund-expired", "--dir", "bank", "--now", "\(issued + 3600 + 86400 + 1)"])
+        #expect(refund.contains("closed 2 tickets, refunded 48930 µ"))
+        #expect(try run(["bank", "balance", "--dir", "bank", "--account", customer]).contains("balance 997930 µ"))
+        _ = try run(["bank", "withdraw", "--dir", "bank", "--account", merchant, "--amount", "2070"])
+        #expect(try run(["bank", "audit", "--dir", "bank"]).contains("audit: consistent"))
+    }
+
+    @Test("goods with certified delivery through the subcommands")
+    func goods() throws {
+        let issued = 1_900_000_000
+        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
+        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
+        let merchant = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "merchant", "--key-out", "m.key"]))
+        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "100000"])
+        let content = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        write(content, to: "\(dir)/song")
+        let merchantArgs = ["--bank-id", "9", "--merchant", merchant, "--key-file", "m.key", "--state", "m.db"]
+        _ = try run(["merchant", "seal-goods"] + merchantArgs + ["--in", "song", "--out", "song.mpg", "--item-number", "1",
+                                                                  "--price", "2500", "--chunk", "4096"])
+        _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
+                     "--mode", "order", "--merchant", merchant, "--limit", "10000", "--out", "req"])
+        _ = try run(["bank", "issue", "--dir", "bank", "--request", "req", "--envelope", "env", "--ticket", "tkt", "--now", "\(issued)"])
+        let serial = try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "env", "--ticket", "tkt"]))
+        _ = try run(["customer", "pay", "--wallet", "w.db", "--serial", serial, "--amount", "2500", "--goods", "song.mpg", "--batch", "b.mpb"])
+        _ = try run(["merchant", "verify", "b.mpb"] + merchantArgs + ["--now", "\(issued + 10)"])
+        _ = try run(["merchant", "key-envelope"] + merchantArgs + ["--serial", serial, "--goods", "song.mpg", "--out", "song.key"])
+        _ = try run(["customer", "open-goods", "--wallet", "w.db", "--stream", "song.mpg", "--key-envelope", "song.key", "--out", "song.out"])
+        #expect([UInt8](FileManager.default.contents(atPath: "\(dir)/song.out") ?? Data()) == content)
+    }
+
+    @Test("refusals: a bank that does not exist, overspending, a wallet without an account")
+    func refusals() throws {
+        #expect(try micropay(["bank", "audit", "--dir", "nobank"], in: dir).status == 66)
+        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
+        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
+        let withdraw = try micropay(["bank", "withdraw", "--dir", "bank", "--account", customer, "--amount", "5"], in: dir)
+        #expect(withdraw.status == 65)
+        #expect(withdraw.stderr.hasPrefix("micropay: "))
+        let request = try micropay(["customer", "request", "--wallet", "w.db", "--mode", "order", "--merchant", "2",
+                                    "--limit", "10", "--out", "r"], in: dir)
+        #expect(request.status == 64)
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/w.db"))
+    }
+
+    @Test("every command has --help with an example")
+    func help() throws {
+        let commands = [["demo"], ["bank", "init"], ["bank", "open-account"], ["bank", "fund"], ["bank", "withdraw"],
+                        ["bank", "issue"], ["bank", "settle"], ["bank", "refund-expired"], ["bank", "balance"], ["bank", "audit"],
+                        ["customer", "request"], ["customer", "accept"], ["customer", "pay"], ["customer", "open-goods"],
+                        ["merchant", "verify"], ["merchant", "deposit"], ["merchant", "apply-receipt"], ["merchant", "seal-goods"],
+                        ["merchant", "key-envelope"], ["gen", "batch"], ["selftest"]]
+        for command in commands {
+            let result = try micropay(command + ["--help"], in: dir)
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("Example:") && result.stdout.contains("micropay \(command.joined(separator: " "))"),
+                    "\(command) --help")
+        }
+    }
+}
