@@ -75,9 +75,13 @@ extension Merchant {
     /// dies before it, nothing of the batch is stored and it may be verified
     /// again as if new; once this returns, every acceptance is on disk and a
     /// second verification finds each accepted payment `duplicate` or `replay`.
+    ///
+    /// `onWindow` sees the results a window of records at a time (verdict
+    /// bytes in bulk, for tools); `onRecord` one record at a time.
     public func verifyBatch(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
-        onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
+        onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil,
+        onWindow: ((BatchVerifier.Window) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
         do { _ = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
         let verifier = preparedVerifier(threads: max(1, threads))
@@ -88,6 +92,7 @@ extension Merchant {
         do throws(BatchFileError) {
             tail = try verifier.verify(buffer, now: now) { window in
                 summary.add(window)
+                onWindow?(window)
                 guard watchGoods || onRecord != nil else { return }
                 for i in 0..<window.count {
                     let bytes = window.bytes(i)
@@ -185,12 +190,13 @@ extension Merchant {
     /// As `verifyBatch(_:now:tag:onRecord:)` over a file mapped into memory.
     public func verifyBatch(
         file path: String, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
-        onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
+        onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil,
+        onWindow: ((BatchVerifier.Window) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .batchFile(error) }
         return try file.withUnsafeBytes { (bytes) throws(MerchantError) -> BatchSummary in
-            try verifyBatch(bytes, now: now, tag: tag, threads: threads, onRecord: onRecord)
+            try verifyBatch(bytes, now: now, tag: tag, threads: threads, onRecord: onRecord, onWindow: onWindow)
         }
     }
 

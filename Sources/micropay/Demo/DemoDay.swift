@@ -370,7 +370,6 @@ final class DemoDay {
                 var index = 0
                 var unexpected = 0
                 var counts = verdictCounts
-                // threads: the demo verifies with the default; pass threads here once the API takes it.
                 let summary = try merchantCall(batchPaths[m]) { () throws(MerchantError) in
                     try merchant.verifyBatch(file: batchPaths[m], now: verifyAt, tag: "demo day \(state.day)") { _, outcome in
                         if index >= expected.count || expected[index] != outcome.verdict.rawValue { unexpected += 1 }

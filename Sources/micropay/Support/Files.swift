@@ -150,6 +150,11 @@ final class StreamingOutput {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
     private func flush() {
         guard failure == nil else { buffer.removeAll(keepingCapacity: true); return }
         var written = 0
