@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "MicropayCustomer", targets: ["MicropayCustomer"]),
         .library(name: "MicropayMerchant", targets: ["MicropayMerchant"]),
         .library(name: "MicropaySimulation", targets: ["MicropaySimulation"]),
+        .library(name: "MicropayBaseline", targets: ["MicropayBaseline"]),
         .executable(name: "micropay", targets: ["micropay"]),
     ],
     dependencies: [
@@ -57,10 +58,17 @@ let package = Package(
             name: "MicropaySimulation",
             dependencies: ["MicropayCore", "MicropayCustomer"]
         ),
+        // The obvious alternative, for benchmarks: one OpenSSL call per token
+        // and a Swift dictionary of states.
+        .target(
+            name: "MicropayBaseline",
+            dependencies: ["MicropayCore", "COpenSSL"]
+        ),
         .executableTarget(
             name: "micropay",
             dependencies: [
                 "MicropayCore", "MicropayBank", "MicropayCustomer", "MicropayMerchant", "MicropaySimulation",
+                "MicropayBaseline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
