@@ -15,7 +15,7 @@
 #define GROUP_MAX 1024
 #define MAX_GAP 4096
 #define NO_ENTRY UINT32_MAX
-#define LOOKAHEAD 8
+#define LOOKAHEAD 16
 
 enum { F_DIRTY = 1, F_HAS_ORDER = 2 };
 
@@ -516,8 +516,10 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
     /* the scheduled records in wave order, with their tickets: read in sequence */
     mp_record_ref *wave_refs = malloc(sizeof(mp_record_ref) * (count + 1));
     uint32_t *wave_entry = malloc(sizeof(uint32_t) * (count + 1));
+    uint8_t *wave_kind = malloc(count + 1);
     group *g = malloc(sizeof *g);
-    if (rank == NULL || entry_of == NULL || wave_refs == NULL || wave_entry == NULL || g == NULL) abort();
+    if (rank == NULL || entry_of == NULL || wave_refs == NULL || wave_entry == NULL || wave_kind == NULL || g == NULL)
+        abort();
     rank_map unknown = {NULL, NULL, 0};
     if (++s->run == 0) {
         for (uint32_t e = 0; e < s->count; e++) s->hot[e].rank_run = 0;
@@ -569,6 +571,7 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
         uint32_t pos = start[rank[i]]++;
         wave_refs[pos] = records[i];
         wave_entry[pos] = entry_of[i];
+        wave_kind[pos] = base[records[i].offset];
     }
     size_t scheduled = waves ? start[waves - 1] : 0;
 
@@ -586,6 +589,12 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
             if (e != NO_ENTRY) {
                 __builtin_prefetch(&s->hot[e]);
                 __builtin_prefetch((const uint8_t *)&s->hot[e] + 64);
+                if (wave_kind[j + LOOKAHEAD] == 0x02) { /* an order: its key states and last order too */
+                    const uint8_t *o = (const uint8_t *)&s->order[e];
+                    __builtin_prefetch(o);
+                    __builtin_prefetch(o + 64);
+                    __builtin_prefetch(o + 128);
+                }
             }
         }
         /* a group never spans two waves, nor grows past its arrays */
@@ -601,6 +610,7 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
     free(entry_of);
     free(wave_refs);
     free(wave_entry);
+    free(wave_kind);
     free(g);
 }
 
