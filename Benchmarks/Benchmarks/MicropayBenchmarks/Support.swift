@@ -82,7 +82,35 @@ func measure<R>(_ benchmark: Benchmark, items: Int, rate: BenchmarkMetric, _ bod
     benchmark.stopMeasurement()
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     benchmark.measurement(rate, Int((Double(items) / seconds).rounded()))
+    // Each benchmark runs in a process of its own: the first
+    // `warmupIterations` calls here are its warm-up, which the tool drops too.
+    measuredCalls += 1
+    if measuredCalls > benchmark.configuration.warmupIterations {
+        recordRaw(benchmark: benchmark.baseName, rate: rate, items: items, seconds: seconds)
+    }
     return result
+}
+
+nonisolated(unsafe) private var measuredCalls = 0
+
+/// MICROPAY_BENCH_RESULTS: a JSON-lines file that every measured iteration
+/// is appended to (benchmark, rate name, items, seconds, rate, scale), exact
+/// figures for summarize.py, whatever units the tool's tables round to.
+let rawResultsPath: String? = ProcessInfo.processInfo.environment["MICROPAY_BENCH_RESULTS"]
+
+func recordRaw(benchmark: String, rate: BenchmarkMetric, items: Int, seconds: Double) {
+    guard let rawResultsPath else { return }
+    struct Line: Encodable {
+        let benchmark: String, rate: String, items: Int, seconds: Double, per_second: Double, scale: Double, pid: Int32
+    }
+    let line = Line(benchmark: benchmark, rate: rate.description, items: items, seconds: seconds,
+                    per_second: Double(items) / seconds, scale: benchScale, pid: getpid())
+    guard var data = try? JSONEncoder().encode(line) else { return }
+    data.append(0x0A)
+    let fd = open(rawResultsPath, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
 // MARK: - Big-endian helpers for the naive code
