@@ -56,6 +56,10 @@ struct Point: Codable {
     var records: Int
     var records_per_second: Double
     var runs_records_per_second: [Double]
+    /// Median seconds until the last record's verdict, and from there to the
+    /// return of verifyBatch (the commit of the batch's state to the store).
+    var judge_seconds: Double
+    var commit_seconds: Double
 }
 
 struct ThreadPoint: Codable {
@@ -78,6 +82,7 @@ struct Output: Codable {
 }
 
 let clock = ContinuousClock()
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 var points: [Point] = []
 for tickets in ticketCounts {
     let spec = BatchSpec(tickets: tickets, payments: payments, fraudRate: 0, seed: 0x5EE9 &+ UInt64(tickets), mode: mode)
@@ -87,21 +92,37 @@ for tickets in ticketCounts {
     let batch = try BatchGenerator.generate(spec) { chunk in bytes.append(contentsOf: chunk) }
     log("tickets \(tickets): generated \(batch.expectation.records) records in \(t0.duration(to: clock.now))")
     var rates: [Double] = []
+    var judges: [Double] = []
+    var commits: [Double] = []
+    let total = batch.expectation.records
     for run in 1...runs {
         let merchant = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: batch.merchantKey,
                                     store: MerchantStore())
+        // The time of the last verdict splits the call into judging and
+        // committing; counting records in onRecord costs a few ns each.
+        var seen = 0
+        var lastVerdict = clock.now
         let start = clock.now
-        let summary = try bytes.withUnsafeBytes { try merchant.verifyBatch($0, now: spec.now, tag: "sweep") }
-        let elapsed = start.duration(to: clock.now)
+        let summary = try bytes.withUnsafeBytes {
+            try merchant.verifyBatch($0, now: spec.now, tag: "sweep") { _, _ in
+                seen += 1
+                if seen == total { lastVerdict = clock.now }
+            }
+        }
+        let end = clock.now
+        let elapsed = start.duration(to: end)
+        judges.append(seconds(start.duration(to: lastVerdict)))
+        commits.append(seconds(lastVerdict.duration(to: end)))
         guard summary.records == batch.expectation.records, summary.accepted == batch.expectation.accepted,
               summary.credited == batch.expectation.credited
         else { fail("tickets \(tickets): verifier disagrees with the generator") }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        rates.append(Double(summary.records) / seconds)
-        log("  run \(run): \(summary.records) records in \(elapsed): \(Int(rates.last!)) records/s")
+        rates.append(Double(summary.records) / seconds(elapsed))
+        log("  run \(run): \(summary.records) records in \(elapsed): \(Int(rates.last!)) records/s "
+            + "(judging \(judges.last!) s, commit \(commits.last!) s)")
     }
     points.append(Point(tickets: tickets, payments: payments, records: batch.expectation.records,
-                        records_per_second: median(rates), runs_records_per_second: rates))
+                        records_per_second: median(rates), runs_records_per_second: rates,
+                        judge_seconds: median(judges), commit_seconds: median(commits)))
 }
 
 let formatter = ISO8601DateFormatter()
