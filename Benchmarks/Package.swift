@@ -25,13 +25,6 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // libcrypto, for the naive baselines only (SHA256() and HMAC() per hash).
-        .systemLibrary(
-            name: "CLibcrypto",
-            path: "Sources/CLibcrypto",
-            pkgConfig: "libcrypto",
-            providers: [.apt(["libssl-dev"])]
-        ),
         .executableTarget(
             name: "MicropayBenchmarks",
             dependencies: [
@@ -39,24 +32,11 @@ let package = Package(
                 .product(name: "MicropayCore", package: root),
                 .product(name: "MicropayMerchant", package: root),
                 .product(name: "MicropaySimulation", package: root),
-                "CLibcrypto",
+                .product(name: "MicropayBaseline", package: root),
             ],
             path: "Benchmarks/MicropayBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v5)],
-            linkerSettings: [.linkedLibrary("crypto")],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        // A plain timing harness (no package-benchmark): records/s of the
-        // merchant's batch path against the number of live tickets, written
-        // as JSON for plot.py.
-        .executableTarget(
-            name: "LiveTicketsSweep",
-            dependencies: [
-                .product(name: "MicropayCore", package: root),
-                .product(name: "MicropayMerchant", package: root),
-                .product(name: "MicropaySimulation", package: root),
-            ],
-            path: "Sources/LiveTicketsSweep"
         ),
     ]
 )

@@ -10,8 +10,7 @@ ideal linear scaling from the one-thread point) and DIR/NAME-live-tickets.svg
 decades). DIR defaults to the input's folder, NAME to the input's name
 without .json. A chart whose array is missing or empty is skipped.
 
-Input schema ("micropay-throughput/1"), as written by LiveTicketsSweep and,
-later, `micropay bench --json`:
+Input schema ("micropay-throughput/1"), as written by `micropay bench --json`:
 
     {
       "schema": "micropay-throughput/1",        optional

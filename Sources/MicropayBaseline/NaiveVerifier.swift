@@ -48,7 +48,12 @@ public struct BatchOutcome: Codable, Equatable, Sendable, CustomStringConvertibl
     /// Verdict name → count, zero counts left out.
     public var verdicts: [String: Int] = [:]
 
-    public init() {}
+    public init(records: Int = 0, accepted: Int = 0, credited: UInt64 = 0, verdicts: [String: Int] = [:]) {
+        self.records = records
+        self.accepted = accepted
+        self.credited = credited
+        self.verdicts = verdicts
+    }
 
     public var description: String {
         "records \(records), accepted \(accepted), credited \(credited), verdicts \(verdicts.sorted { $0.key < $1.key })"

@@ -1,5 +1,6 @@
 import Benchmark
 import Foundation
+import MicropayBaseline
 import MicropayCore
 import MicropayMerchant
 import MicropaySimulation
@@ -20,8 +21,7 @@ let benchThreads: Int = Int(ProcessInfo.processInfo.environment["MICROPAY_BENCH_
 @inline(never)
 func merchantVerifyBatch(_ merchant: Merchant, _ batch: UnsafeRawBufferPointer, now: UInt64,
                          threads: Int) throws -> BatchSummary {
-    _ = threads
-    return try merchant.verifyBatch(batch, now: now, tag: "bench")
+    try merchant.verifyBatch(batch, now: now, tag: "bench", threads: threads)
 }
 
 struct Scenario: Sendable {

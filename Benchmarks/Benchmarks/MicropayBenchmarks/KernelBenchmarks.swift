@@ -1,6 +1,6 @@
 import Benchmark
-import CLibcrypto
 import Foundation
+import MicropayBaseline
 import MicropayCore
 import MicropaySimulation
 
@@ -76,37 +76,7 @@ struct TagWork {
 
 // MARK: - Naive baselines: one OpenSSL call per hash, fresh arrays per call
 
-private let stepLabel: [UInt8] = Array("MPC1".utf8)
-private let orderLabel: [UInt8] = Array("MPO1".utf8)
-
-/// w_last from (index, word) by SHA256() once per step, as a plain program would.
-func naiveChainWalk(chainID: [UInt8], from index: UInt32, word: [UInt8], to last: UInt32) -> [UInt8] {
-    var w = word
-    var k = index
-    while k > last {
-        var message: [UInt8] = []
-        message.append(contentsOf: stepLabel)
-        message.append(contentsOf: chainID)
-        message.appendBE(k)
-        message.append(contentsOf: w)
-        var out = [UInt8](repeating: 0, count: 32)
-        _ = SHA256(message, message.count, &out)
-        w = out
-        k -= 1
-    }
-    return w
-}
-
-/// MAC128(key, "MPO1", message) by HMAC(EVP_sha256(), ...), compared with CRYPTO_memcmp.
-func naiveTagIsValid(key: [UInt8], record: [UInt8]) -> Bool {
-    var message: [UInt8] = orderLabel
-    message.append(contentsOf: record[0..<60])
-    var out = [UInt8](repeating: 0, count: 32)
-    var length: UInt32 = 0
-    _ = HMAC(EVP_sha256(), key, Int32(key.count), message, message.count, &out, &length)
-    let tag = Array(record[60..<76])
-    return CRYPTO_memcmp(out, tag, 16) == 0
-}
+// naiveChainWalk and naiveTagIsValid: the shared baseline in MicropayBaseline.
 
 struct NaiveChainWork {
     let ids: [[UInt8]]

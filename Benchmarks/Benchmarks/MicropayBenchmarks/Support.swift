@@ -118,13 +118,3 @@ func recordRaw(benchmark: String, rate: BenchmarkMetric, items: Int, seconds: Do
 extension Array where Element == UInt8 {
     mutating func appendBE(_ v: UInt32) { append(contentsOf: [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)]) }
 }
-
-func readBE32(_ b: [UInt8], _ at: Int) -> UInt32 {
-    UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
-}
-
-func readBE64(_ b: [UInt8], _ at: Int) -> UInt64 {
-    var v: UInt64 = 0
-    for i in 0..<8 { v = v << 8 | UInt64(b[at + i]) }
-    return v
-}
