@@ -143,12 +143,11 @@ final class LoadedBatch: @unchecked Sendable {
 
 extension BatchOutcome {
     init(_ summary: BatchSummary) {
-        records = summary.records
-        accepted = summary.accepted
-        credited = summary.credited
+        var verdicts: [String: Int] = [:]
         for verdict in Verdict.allCases where summary.count(verdict) > 0 {
             verdicts[verdict.description] = summary.count(verdict)
         }
+        self.init(records: summary.records, accepted: summary.accepted, credited: summary.credited, verdicts: verdicts)
     }
 }
 
