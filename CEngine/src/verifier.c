@@ -525,7 +525,8 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
         for (uint32_t e = 0; e < s->count; e++) s->hot[e].rank_run = 0;
         s->run = 1;
     }
-    uint32_t waves = 0;
+    /* Pass 1: the verdicts that need no state, and each record's ticket;
+     * the tickets' lines are fetched here for pass 2 to find in cache. */
     for (size_t i = 0; i < count; i++) {
         if (i + LOOKAHEAD < count && records[i + LOOKAHEAD].length >= 16)
             prefetch_slot(s, load_be64(base + records[i + LOOKAHEAD].offset + 8));
@@ -537,9 +538,16 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
             rank[i] = UINT32_MAX;
             continue;
         }
-        uint64_t serial = load_be64(r + 8);
-        uint32_t e = find(s, serial);
+        uint32_t e = find(s, load_be64(r + 8));
         entry_of[i] = e;
+        rank[i] = 0;
+        if (e != NO_ENTRY) __builtin_prefetch(&s->hot[e].rank, 1);
+    }
+    /* Pass 2: each record's place among its serial's records in the chunk. */
+    uint32_t waves = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (rank[i] == UINT32_MAX) continue;
+        uint32_t e = entry_of[i];
         if (e != NO_ENTRY) {
             hot_entry *h = &s->hot[e];
             if (h->rank_run != s->run) {
@@ -556,7 +564,7 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
                 if (!unknown.serial || !unknown.count) abort();
                 unknown.mask = capacity - 1;
             }
-            rank[i] = rank_map_next(&unknown, serial);
+            rank[i] = rank_map_next(&unknown, load_be64(base + records[i].offset + 8));
         }
         if (rank[i] + 1 > waves) waves = rank[i] + 1;
     }
