@@ -584,7 +584,7 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
     size_t scheduled = waves ? start[waves - 1] : 0;
 
     g->n = g->chains = g->orders = 0;
-    uint32_t wave_end_index = 0, wave = 0;
+    uint32_t group_wave = 0, wave = 0;
     /* start[w] now holds the end of wave w */
     for (size_t j = 0; j < scheduled; j++) {
         while (wave < waves && j >= start[wave]) wave++;
@@ -606,8 +606,8 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
             }
         }
         /* a group never spans two waves, nor grows past its arrays */
-        if (g->n > 0 && (wave != wave_end_index || g->n == GROUP_MAX)) run_group(v, s, g, now, verdicts, credited);
-        wave_end_index = wave;
+        if (g->n > 0 && (wave != group_wave || g->n == GROUP_MAX)) run_group(v, s, g, now, verdicts, credited);
+        group_wave = wave;
         schedule_record(v, s, g, &wave_refs[j], base, wave_entry[j], now, verdicts, credited);
     }
     if (g->n > 0) run_group(v, s, g, now, verdicts, credited);

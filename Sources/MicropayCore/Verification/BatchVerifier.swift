@@ -190,7 +190,3 @@ private struct ShardWork: @unchecked Sendable {
     }
 }
 
-private struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
