@@ -67,6 +67,7 @@ typedef struct shard {
     uint32_t *dirty;
     uint32_t dirty_count, dirty_capacity;
     uint32_t run; /* runs so far, for the per-run serial counters */
+    struct wave_scratch *scratch; /* allocated on first use, kept: no allocation per chunk */
 } shard;
 
 struct mp_verifier {
@@ -134,6 +135,7 @@ void mp_verifier_free(mp_verifier *v) {
         free(s->slot_serial);
         free(s->slot_index);
         free(s->dirty);
+        free(s->scratch);
     }
     sodium_memzero(v->ticket_key, sizeof v->ticket_key);
     free(v->shards);
@@ -281,6 +283,22 @@ typedef struct group {
     const mp_hmac_key *keys[GROUP_MAX];
     uint8_t order_ok[GROUP_MAX];
 } group;
+
+#define WAVE_CHUNK 8192
+
+/* The per-chunk arrays of run_waves, sized for WAVE_CHUNK records. */
+typedef struct wave_scratch {
+    uint32_t rank[WAVE_CHUNK];
+    uint32_t entry_of[WAVE_CHUNK];
+    mp_record_ref wave_refs[WAVE_CHUNK];
+    uint32_t wave_entry[WAVE_CHUNK];
+    uint8_t wave_kind[WAVE_CHUNK];
+    uint32_t start[WAVE_CHUNK + 1];
+    /* serials with no ticket yet: open addressing, 2 * WAVE_CHUNK slots */
+    uint64_t unknown_serial[2 * WAVE_CHUNK];
+    uint32_t unknown_count[2 * WAVE_CHUNK];
+    group g;
+} wave_scratch;
 
 static int is_known_kind(uint8_t k) {
     switch (k) {
@@ -511,16 +529,12 @@ static void schedule_record(mp_verifier *v, shard *s, group *g, const mp_record_
  * interleave; each serial still sees its records in file order. */
 static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_record_ref *records, size_t count,
                       uint64_t now, uint8_t *verdicts, uint64_t *credited) {
-    uint32_t *rank = malloc(sizeof(uint32_t) * (count + 1));
-    uint32_t *entry_of = malloc(sizeof(uint32_t) * (count + 1));
-    /* the scheduled records in wave order, with their tickets: read in sequence */
-    mp_record_ref *wave_refs = malloc(sizeof(mp_record_ref) * (count + 1));
-    uint32_t *wave_entry = malloc(sizeof(uint32_t) * (count + 1));
-    uint8_t *wave_kind = malloc(count + 1);
-    group *g = malloc(sizeof *g);
-    if (rank == NULL || entry_of == NULL || wave_refs == NULL || wave_entry == NULL || wave_kind == NULL || g == NULL)
-        abort();
-    rank_map unknown = {NULL, NULL, 0};
+    wave_scratch *w = s->scratch;
+    uint32_t *rank = w->rank, *entry_of = w->entry_of, *wave_entry = w->wave_entry, *start = w->start;
+    mp_record_ref *wave_refs = w->wave_refs; /* the scheduled records in wave order: read in sequence */
+    uint8_t *wave_kind = w->wave_kind;
+    group *g = &w->g;
+    rank_map unknown = {w->unknown_serial, w->unknown_count, 0};
     if (++s->run == 0) {
         for (uint32_t e = 0; e < s->count; e++) s->hot[e].rank_run = 0;
         s->run = 1;
@@ -557,20 +571,15 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
             rank[i] = h->rank++;
         } else {
             if (unknown.mask == 0) {
-                uint32_t capacity = 16;
-                while (capacity < 2 * count) capacity *= 2;
-                unknown.serial = malloc(sizeof(uint64_t) * capacity);
-                unknown.count = calloc(capacity, sizeof(uint32_t));
-                if (!unknown.serial || !unknown.count) abort();
-                unknown.mask = capacity - 1;
+                memset(unknown.count, 0, sizeof(uint32_t) * 2 * WAVE_CHUNK);
+                unknown.mask = 2 * WAVE_CHUNK - 1;
             }
             rank[i] = rank_map_next(&unknown, load_be64(base + records[i].offset + 8));
         }
         if (rank[i] + 1 > waves) waves = rank[i] + 1;
     }
     /* counting sort by wave, stable: file order within a wave */
-    uint32_t *start = calloc((size_t)waves + 1, sizeof(uint32_t));
-    if (start == NULL) abort();
+    memset(start, 0, sizeof(uint32_t) * ((size_t)waves + 1));
     for (size_t i = 0; i < count; i++)
         if (rank[i] != UINT32_MAX) start[rank[i] + 1]++;
     for (uint32_t w = 0; w < waves; w++) start[w + 1] += start[w];
@@ -611,25 +620,15 @@ static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
         schedule_record(v, s, g, &wave_refs[j], base, wave_entry[j], now, verdicts, credited);
     }
     if (g->n > 0) run_group(v, s, g, now, verdicts, credited);
-    free(start);
-    free(unknown.serial);
-    free(unknown.count);
-    free(rank);
-    free(entry_of);
-    free(wave_refs);
-    free(wave_entry);
-    free(wave_kind);
-    free(g);
 }
 
-/* Waves reorder records; doing it a few thousand records at a time keeps the
- * records and their reordered copies in cache, and still gives waves as wide
- * as the number of live serials in the chunk. */
-#define WAVE_CHUNK 8192
-
+/* Waves reorder records; doing it a few thousand records at a time
+ * (WAVE_CHUNK) keeps the records and their reordered copies in cache, and
+ * still gives waves as wide as the number of live serials in the chunk. */
 void mp_verifier_run(mp_verifier *v, uint32_t partition, const uint8_t *base, const mp_record_ref *records,
                      size_t count, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
     shard *s = &v->shards[partition];
+    if (s->scratch == NULL && (s->scratch = malloc(sizeof(wave_scratch))) == NULL) abort();
     for (size_t at = 0; at < count; at += WAVE_CHUNK) {
         size_t n = count - at < WAVE_CHUNK ? count - at : WAVE_CHUNK;
         run_waves(v, s, base, records + at, n, now, verdicts, credited);
