@@ -31,8 +31,9 @@ import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-WIDTH, HEIGHT = 720, 460
-LEFT, RIGHT, TOP, BOTTOM = 90, 30, 50, 110
+WIDTH, HEIGHT = 720, 480
+LEFT, RIGHT, TOP, BOTTOM = 90, 30, 50, 125
+PAD = 24  # inner margin: points at the ends of the x range stay clear of the axes
 FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
 
 
@@ -53,13 +54,9 @@ def nice_ticks(lo, hi, count=5):
     magnitude = 10 ** math.floor(math.log10(raw))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=10 * magnitude)
     first = math.floor(lo / step) * step
-    ticks = []
-    v = first
-    while v <= hi + step * 0.5:
-        ticks.append(v)
-        if v >= hi:
-            break
-        v += step
+    ticks = [first]
+    while ticks[-1] < hi - 1e-9 * step:
+        ticks.append(first + len(ticks) * step)
     return ticks
 
 
@@ -87,7 +84,7 @@ def chart(title, x_label, points, x_key, footer, ideal=False, integer_x=False):
         x_hi = 10 ** math.ceil(math.log10(max(xs)))
         x_ticks = [10 ** e for e in range(int(math.log10(x_lo)), int(math.log10(x_hi)) + 1)]
     elif integer_x:
-        x_lo, x_hi = min(0, min(xs)), max(xs)
+        x_lo, x_hi = min(0, min(xs)), max(max(xs), 2)
         step = max(1, math.ceil((x_hi - x_lo) / 8))
         x_ticks = list(range(int(x_lo), int(x_hi) + 1, step))
         if x_ticks[-1] != x_hi:
@@ -108,7 +105,7 @@ def chart(title, x_label, points, x_key, footer, ideal=False, integer_x=False):
     y_ticks = nice_ticks(0, y_top * 1.05)
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
-    X = Axis(x_lo, x_hi, LEFT, WIDTH - RIGHT, log=log_x)
+    X = Axis(x_lo, x_hi, LEFT + PAD, WIDTH - RIGHT - PAD, log=log_x)
     Y = Axis(y_lo, y_hi, HEIGHT - BOTTOM, TOP)
 
     out = [
@@ -137,7 +134,7 @@ def chart(title, x_label, points, x_key, footer, ideal=False, integer_x=False):
         path = " ".join(f"{'M' if i == 0 else 'L'}{X(x):.1f},{Y(y):.1f}" for i, (x, y) in enumerate(ideal_points))
         out.append(f"<path d='{path}' fill='none' stroke='#999999' stroke-width='1.5' stroke-dasharray='6 4'/>")
         lx, ly = ideal_points[-1]
-        out.append(f"<text x='{X(lx) - 6:.1f}' y='{Y(ly) - 8:.1f}' text-anchor='end' font-size='11' fill='#777777' {FONT}>"
+        out.append(f"<text x='{X(lx) - 10:.1f}' y='{Y(ly) + 4:.1f}' text-anchor='end' font-size='11' fill='#777777' {FONT}>"
                    f"ideal linear scaling</text>")
     if len(points) > 1:
         path = " ".join(f"{'M' if i == 0 else 'L'}{X(x):.1f},{Y(y):.1f}" for i, (x, y) in enumerate(points))
@@ -145,8 +142,16 @@ def chart(title, x_label, points, x_key, footer, ideal=False, integer_x=False):
     for x, y in points:
         out.append(f"<circle cx='{X(x):.1f}' cy='{Y(y):.1f}' r='4.5' fill='#1f5fa8'><title>{x_key} {x}: {y:.0f} records/s</title></circle>")
         out.append(f"<text x='{X(x):.1f}' y='{Y(y) - 10:.1f}' text-anchor='middle' font-size='11' fill='#1f5fa8' {FONT}>{human(y)}</text>")
-    # Provenance under the chart.
-    for i, line in enumerate(footer[:4]):
+    # Provenance under the chart, wrapped.
+    lines = []
+    for line in footer:
+        while len(line) > 115:
+            cut = line.rfind(" ", 0, 115)
+            cut = cut if cut > 40 else 115
+            lines.append(line[:cut])
+            line = "    " + line[cut:].lstrip()
+        lines.append(line)
+    for i, line in enumerate(lines[:5]):
         out.append(f"<text x='{LEFT}' y='{HEIGHT - BOTTOM + 62 + 14 * i}' font-size='10' fill='#555555' {FONT}>{escape(line)}</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
