@@ -3,7 +3,7 @@
 // `swift build` / `swift test` never fetch or build package-benchmark.
 //
 //   Benchmarks/run.sh                       # everything, scale from MICROPAY_BENCH_SCALE (default 1.0)
-//   swift package --package-path Benchmarks benchmark --filter 'chain steps'
+//   swift package --package-path Benchmarks benchmark --filter 'chain steps.*'
 //
 // package-benchmark 1.38.1 needs swift-tools-version 6.1 here and its
 // "MallocInterposer" trait for the malloc metrics; naming only that trait

@@ -3,7 +3,7 @@
 #
 #   Benchmarks/run.sh                          # all benchmarks, MICROPAY_BENCH_SCALE=1.0 (10 M-payment batches)
 #   MICROPAY_BENCH_SCALE=0.01 Benchmarks/run.sh  # a quick run (100 k payments)
-#   Benchmarks/run.sh --filter 'chain steps'   # extra arguments go to `swift package benchmark`
+#   Benchmarks/run.sh --filter 'chain steps.*'   # extra arguments go to `swift package benchmark`
 #
 # Environment: MICROPAY_BENCH_SCALE (default 1.0), MICROPAY_BENCH_RUNS
 # (measured runs per end-to-end benchmark, default 3), MICROPAY_BENCH_CACHE

@@ -60,15 +60,16 @@ mp_status mp_lane_force_kernel(mp_lane_kernel kernel) {
     return MP_OK;
 }
 
-/* Preference measured on AMD Zen (BENCHMARKS.md): 4-way SHA-NI, then AVX2,
- * then one block at a time. */
+/* Preference measured on AMD Zen 3 (BENCHMARKS.md): 2-way SHA-NI (the 4-way
+ * kernel spills registers: it wins only on tags, by 8 %), then AVX2, then one
+ * block at a time. */
 void mp_lane_pick_kernel(void) {
     const char *forced = getenv("MICROPAY_LANE_KERNEL");
     if (forced != NULL && forced[0] != '\0') {
         for (int k = 0; k < MP_LANE_KERNEL_COUNT; k++)
             if (strcmp(forced, kernels[k].name) == 0 && mp_lane_force_kernel((mp_lane_kernel)k) == MP_OK) return;
     }
-    static const mp_lane_kernel preference[] = {MP_LANES_SHANI_X4, MP_LANES_AVX2_X8, MP_LANES_PORTABLE};
+    static const mp_lane_kernel preference[] = {MP_LANES_SHANI_X2, MP_LANES_AVX2_X8, MP_LANES_PORTABLE};
     for (size_t i = 0; i < sizeof preference / sizeof preference[0]; i++)
         if (mp_lane_force_kernel(preference[i]) == MP_OK) return;
 }
