@@ -49,24 +49,26 @@ func writeOutput(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { throw ToolError(.cannotCreate, "\(path): cannot create the file (\(errnoText()))") }
     fchmod(fd, mode)
-    var done = 0
-    var failed = false
-    bytes.withUnsafeBytes { buffer in
-        while done < buffer.count {
-            let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                failed = true
-                return
-            }
-            done += n
-        }
-    }
+    let failure = bytes.withUnsafeBytes { writeAll(fd, $0) }
     close(fd)
-    guard !failed, rename(temporary, path) == 0 else {
+    guard failure == nil, rename(temporary, path) == 0 else {
         unlink(temporary)
         throw ToolError(.cannotCreate, "\(path): cannot write the file (\(errnoText()))")
     }
+}
+
+/// Writes every byte, retrying short writes and EINTR; the errno of a failure, else nil.
+func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Int32? {
+    var done = 0
+    while done < buffer.count {
+        let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        done += n
+    }
+    return nil
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }
@@ -157,18 +159,7 @@ final class StreamingOutput {
 
     private func flush() {
         guard failure == nil else { buffer.removeAll(keepingCapacity: true); return }
-        var written = 0
-        buffer.withUnsafeBytes { raw in
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                written += n
-            }
-        }
+        failure = buffer.withUnsafeBytes { writeAll(fd, $0) }
         buffer.removeAll(keepingCapacity: true)
     }
 
