@@ -253,16 +253,6 @@ mp_status mp_xchacha_seal(uint8_t *out, const uint8_t *msg, size_t len, const ui
 mp_status mp_xchacha_open(uint8_t *out, const uint8_t *in, size_t in_len, const uint8_t *ad,
                           size_t ad_len, const uint8_t nonce[24], const uint8_t key[32]);
 
-/* Batch over fixed-layout wire records under one key, as Tickets are: record r
- * starts at records + r * stride; its associated data is its first ad_len
- * bytes, its nonce the 24 bytes at nonce_off, its sealed part (ciphertext then
- * tag) the sealed_len bytes at sealed_off. The plaintext goes to
- * out + r * out_stride; ok[r] = 1 if it opened, else 0 (and that output is
- * zeroed). */
-void mp_xchacha_open_batch(size_t count, const uint8_t *records, size_t stride, size_t ad_len,
-                           size_t nonce_off, size_t sealed_off, size_t sealed_len,
-                           const uint8_t key[32], uint8_t *out, size_t out_stride, uint8_t *ok);
-
 /* ---- AES-256-GCM with a context kept per key -------------------------------- */
 
 typedef enum mp_aes_gcm_backend {

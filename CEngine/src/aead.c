@@ -29,16 +29,6 @@ mp_status mp_xchacha_open(uint8_t *out, const uint8_t *in, size_t in_len, const 
     return MP_OK;
 }
 
-void mp_xchacha_open_batch(size_t count, const uint8_t *records, size_t stride, size_t ad_len,
-                           size_t nonce_off, size_t sealed_off, size_t sealed_len,
-                           const uint8_t key[32], uint8_t *out, size_t out_stride, uint8_t *ok) {
-    for (size_t r = 0; r < count; r++) {
-        const uint8_t *rec = records + r * stride;
-        ok[r] = mp_xchacha_open(out + r * out_stride, rec + sealed_off, sealed_len, rec, ad_len,
-                                rec + nonce_off, key) == MP_OK;
-    }
-}
-
 /* ---- AES-256-GCM ---- */
 
 struct mp_aes_gcm_key {

@@ -310,7 +310,7 @@ static int is_known_kind(uint8_t k) {
 
 /* Judges a ticket record whose header and size are right (§7: badTicket →
  * known → expired → registered). */
-static uint8_t finish_ticket(mp_verifier *v, shard *s, const uint8_t *r, uint32_t e, uint64_t offset,
+static uint8_t finish_ticket(mp_verifier *v, const uint8_t *r, uint32_t e, uint64_t offset,
                              uint64_t now, mp_ticket_export *registered, int *has_registration) {
     uint8_t body[120];
     if (mp_xchacha_open(body, r + 48, 136, r, 48, r + 24, v->ticket_key) != MP_OK) return 3; /* badTicket */
@@ -339,7 +339,6 @@ static uint8_t finish_ticket(mp_verifier *v, shard *s, const uint8_t *r, uint32_
     t->registered_at = offset;
     sodium_memzero(body, sizeof body);
     *has_registration = 1;
-    (void)s;
     return 0;
 }
 
@@ -361,7 +360,7 @@ static void run_group(mp_verifier *v, shard *s, group *g, uint64_t now, uint8_t 
             break;
         case J_TICKET: {
             int registered = 0;
-            verdicts[slot] = finish_ticket(v, s, r, e, g->offset[k], now, &registrations[pending_registrations], &registered);
+            verdicts[slot] = finish_ticket(v, r, e, g->offset[k], now, &registrations[pending_registrations], &registered);
             credited[slot] = 0;
             if (registered) {
                 /* No other record of this group names the serial: insert after the group. */
