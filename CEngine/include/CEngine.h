@@ -172,6 +172,10 @@ typedef struct mp_ticket_export {
     uint64_t expires;
     uint64_t credited;
     uint64_t last_cumulative;
+    /* settlement progress, kept for the merchant's store; the verifier never reads it */
+    uint64_t settled_amount;
+    uint32_t claimed;
+    uint32_t settled;
     /* byte offset of the Ticket record that registered it in the last run's
      * buffer, or UINT64_MAX if it was loaded */
     uint64_t registered_at;
@@ -212,6 +216,9 @@ uint32_t mp_verifier_partition_of_record(const mp_verifier *verifier, const uint
  * and progress as exported. MP_ERR_ARGUMENT if the serial is there already. */
 mp_status mp_verifier_load(mp_verifier *verifier, const mp_ticket_export *ticket);
 size_t mp_verifier_ticket_count(const mp_verifier *verifier);
+/* Makes room for `tickets` tickets in all, so loading them does not grow
+ * (copy) the table again and again. */
+mp_status mp_verifier_reserve(mp_verifier *verifier, size_t tickets);
 
 /* Verifies the records of shard `partition`, given in file order,
  * at `now`: verdicts[slot] gets the §7 code and credited[slot] the amount.
@@ -239,6 +246,47 @@ size_t mp_verifier_dirty_count(const mp_verifier *verifier);
 /* Writes up to `capacity` changed tickets; returns how many. */
 size_t mp_verifier_export_dirty(const mp_verifier *verifier, mp_ticket_export *out, size_t capacity);
 void mp_verifier_clear_dirty(mp_verifier *verifier);
+
+/* The tickets of one shard, by index: how a caller walks the whole table. */
+size_t mp_verifier_partition_count(const mp_verifier *verifier, uint32_t partition);
+void mp_verifier_export_at(const mp_verifier *verifier, uint32_t partition, uint32_t index,
+                           mp_ticket_export *out);
+
+/* ---- The merchant's ticket log ----------------------------------------------
+ * The merchant's store keeps its tickets as a log of fixed-size records,
+ * big-endian, appended at every commit and replayed in order on open:
+ *   body (kind 1, 136 bytes): the opened ticket, K_CM included;
+ *   chain progress (kind 2, 72 bytes): last, w_last, credited, settlement;
+ *   order progress (kind 3, 128 bytes): last_seq, last_cumulative, the last
+ *     order, credited, settlement.
+ * A later progress record for a serial replaces an earlier one. The caller
+ * seals the records (they hold session keys) and stores them. */
+#define MP_LOG_BODY_BYTES 136
+#define MP_LOG_CHAIN_BYTES 72
+#define MP_LOG_ORDER_BYTES 128
+/* The most one ticket can take: its body and its progress. */
+#define MP_LOG_TICKET_MAX (MP_LOG_BODY_BYTES + MP_LOG_ORDER_BYTES)
+
+/* Encodes one ticket (its body first when with_body != 0) into out, which
+ * has room for MP_LOG_TICKET_MAX bytes; returns the bytes written. */
+size_t mp_log_encode(const mp_ticket_export *ticket, int with_body, uint8_t *out);
+/* Encodes the tickets of shard `partition`, every one (dirty_only = 0) or
+ * those changed since mp_verifier_clear_dirty (dirty_only = 1; bodies only
+ * for tickets the last run registered), resuming at *cursor (0 to start).
+ * Stops when fewer than MP_LOG_TICKET_MAX bytes of `capacity` remain;
+ * returns the bytes written, and sets *cursor to UINT64_MAX once the shard is
+ * done. Distinct shards may be encoded from distinct threads at once. */
+size_t mp_verifier_log_encode(const mp_verifier *verifier, uint32_t partition, int dirty_only, uint64_t *cursor,
+                              uint8_t *out, size_t capacity);
+#define MP_ALL_PARTITIONS UINT32_MAX
+/* Applies log records in order: a body adds its ticket, progress replaces a
+ * ticket's; only records of shard `partition`, or all with
+ * MP_ALL_PARTITIONS (distinct shards may replay from distinct threads at
+ * once). MP_ERR_ARGUMENT, with *error_offset set, at a record that is cut
+ * short, of no known kind, a second body for a serial, progress for a serial
+ * with no body or of the other mode; MP_ERR_LIBRARY if memory runs out. */
+mp_status mp_verifier_replay(mp_verifier *verifier, uint32_t partition, const uint8_t *records, size_t length,
+                             size_t *error_offset);
 
 /* ---- XChaCha20-Poly1305-IETF (libsodium) ---------------------------------- */
 

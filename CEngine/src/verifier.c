@@ -8,7 +8,9 @@
  * call; the outcomes are then applied in order. The result is exactly that of
  * judging the records one by one. */
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -51,6 +53,9 @@ typedef struct cold_entry {
     uint64_t customer;
     uint64_t issued;
     uint64_t registered_at;
+    uint64_t settled_amount;
+    uint32_t claimed;
+    uint32_t settled;
     uint8_t root[32];
     uint8_t session_key[32];
 } cold_entry;
@@ -123,17 +128,51 @@ mp_verifier *mp_verifier_new(uint32_t bank_id, uint64_t merchant, const uint8_t 
     return v;
 }
 
+/* The table's arrays come straight from mmap: zeroed by the kernel, and
+ * backed by 2 MB pages where the kernel allows it (madvise mode of THP),
+ * because verification reads them at random: with 4 KB pages a million
+ * tickets miss the TLB on almost every lookup, and loading them takes a
+ * page fault every 4 KB. */
+static void *table_alloc(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= (2u << 20)) (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void table_free(void *p, size_t bytes) {
+    if (p != NULL) munmap(p, bytes);
+}
+
+/* Zeroes the secrets of entries [0, count): session keys, and the cached
+ * MAC states of order tickets (a chain ticket's order entry was never
+ * written, and reading it would only fault its pages in). */
+static void zero_secrets(shard *s) {
+    for (uint32_t e = 0; e < s->count; e++) {
+        sodium_memzero(s->cold[e].session_key, sizeof s->cold[e].session_key);
+        if (s->hot[e].chain_len == 0) sodium_memzero(&s->order[e], sizeof s->order[e]);
+    }
+}
+
+static void free_arrays(shard *s) {
+    size_t slots = (size_t)s->capacity * 2;
+    table_free(s->hot, sizeof(hot_entry) * s->capacity);
+    table_free(s->order, sizeof(order_entry) * s->capacity);
+    table_free(s->cold, sizeof(cold_entry) * s->capacity);
+    table_free(s->slot_serial, sizeof(uint64_t) * slots);
+    table_free(s->slot_index, sizeof(uint32_t) * slots);
+}
+
 void mp_verifier_free(mp_verifier *v) {
     if (v == NULL) return;
     for (uint32_t p = 0; p < v->partitions; p++) {
         shard *s = &v->shards[p];
-        if (s->order) sodium_memzero(s->order, sizeof(order_entry) * s->capacity);
-        if (s->cold) sodium_memzero(s->cold, sizeof(cold_entry) * s->capacity);
-        free(s->hot);
-        free(s->order);
-        free(s->cold);
-        free(s->slot_serial);
-        free(s->slot_index);
+        if (s->capacity) {
+            zero_secrets(s);
+            free_arrays(s);
+        }
         free(s->dirty);
         free(s->scratch);
     }
@@ -166,35 +205,39 @@ static inline void prefetch_slot(const shard *s, uint64_t serial) {
     __builtin_prefetch(&s->slot_index[i]);
 }
 
-static int grow(shard *s) {
+/* Grows a shard's arrays to hold at least `wanted` tickets (doubling, from 1024). */
+static int grow(shard *s, uint32_t wanted) {
     uint32_t capacity = s->capacity ? s->capacity * 2 : 1024;
-    hot_entry *hot = aligned_alloc(64, sizeof(hot_entry) * capacity);
-    order_entry *order = calloc(capacity, sizeof(order_entry));
-    cold_entry *cold = calloc(capacity, sizeof(cold_entry));
-    uint32_t slots = capacity * 2; /* load factor at most 1/2 */
-    uint64_t *slot_serial = calloc(slots, sizeof(uint64_t));
-    uint32_t *slot_index = calloc(slots, sizeof(uint32_t));
-    if (!hot || !order || !cold || !slot_serial || !slot_index) {
-        free(hot); free(order); free(cold); free(slot_serial); free(slot_index);
+    while (capacity < wanted) capacity *= 2;
+    size_t slots = (size_t)capacity * 2; /* load factor at most 1/2 */
+    shard next = *s;
+    next.capacity = capacity;
+    next.hot = table_alloc(sizeof(hot_entry) * capacity);
+    next.order = table_alloc(sizeof(order_entry) * capacity);
+    next.cold = table_alloc(sizeof(cold_entry) * capacity);
+    next.slot_serial = table_alloc(sizeof(uint64_t) * slots);
+    next.slot_index = table_alloc(sizeof(uint32_t) * slots);
+    if (!next.hot || !next.order || !next.cold || !next.slot_serial || !next.slot_index) {
+        next.count = 0;
+        free_arrays(&next);
         return 0;
     }
     if (s->count) {
-        memcpy(hot, s->hot, sizeof(hot_entry) * s->count);
-        memcpy(order, s->order, sizeof(order_entry) * s->count);
-        memcpy(cold, s->cold, sizeof(cold_entry) * s->count);
-        sodium_memzero(s->order, sizeof(order_entry) * s->capacity);
-        sodium_memzero(s->cold, sizeof(cold_entry) * s->capacity);
+        memcpy(next.hot, s->hot, sizeof(hot_entry) * s->count);
+        memcpy(next.cold, s->cold, sizeof(cold_entry) * s->count);
+        for (uint32_t e = 0; e < s->count; e++) {
+            if (s->hot[e].chain_len == 0) next.order[e] = s->order[e];
+        }
+        zero_secrets(s);
     }
-    free(s->hot); free(s->order); free(s->cold); free(s->slot_serial); free(s->slot_index);
-    s->hot = hot; s->order = order; s->cold = cold;
-    s->slot_serial = slot_serial; s->slot_index = slot_index;
-    s->slot_mask = slots - 1;
-    s->capacity = capacity;
+    if (s->capacity) free_arrays(s);
+    next.slot_mask = (uint32_t)(slots - 1);
+    *s = next;
     for (uint32_t e = 0; e < s->count; e++) {
-        uint32_t i = (uint32_t)(mix(hot[e].serial) >> 32) & s->slot_mask;
-        while (slot_index[i] != 0) i = (i + 1) & s->slot_mask;
-        slot_serial[i] = hot[e].serial;
-        slot_index[i] = e + 1;
+        uint32_t i = (uint32_t)(mix(s->hot[e].serial) >> 32) & s->slot_mask;
+        while (s->slot_index[i] != 0) i = (i + 1) & s->slot_mask;
+        s->slot_serial[i] = s->hot[e].serial;
+        s->slot_index[i] = e + 1;
     }
     return 1;
 }
@@ -214,7 +257,7 @@ static void mark_dirty(shard *s, uint32_t e) {
 
 /* Appends a ticket; returns its index or NO_ENTRY (allocation failure). */
 static uint32_t insert(shard *s, const mp_ticket_export *t) {
-    if (s->count == s->capacity && !grow(s)) return NO_ENTRY;
+    if (s->count == s->capacity && !grow(s, 0)) return NO_ENTRY;
     uint32_t e = s->count++;
     hot_entry *h = &s->hot[e];
     memset(h, 0, sizeof *h);
@@ -230,9 +273,10 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     h->flags = t->has_last_order ? F_HAS_ORDER : 0;
     memcpy(h->chain_id, t->chain_id, 12);
     memcpy(h->last_word, t->last_word, 32);
+    /* A chain ticket leaves its order entry untouched: its pages need never be mapped. */
     order_entry *o = &s->order[e];
-    memcpy(o->last_order, t->last_order, 76);
     if (t->chain_len == 0) {
+        memcpy(o->last_order, t->last_order, 76);
         uint8_t mac_key[32];
         mp_derive_subkey(t->session_key, "MPM1", mac_key);
         mp_hmac_key_init(&o->session_mac, mac_key, 32);
@@ -242,6 +286,9 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     c->customer = t->customer;
     c->issued = t->issued;
     c->registered_at = t->registered_at;
+    c->settled_amount = t->settled_amount;
+    c->claimed = t->claimed;
+    c->settled = t->settled;
     memcpy(c->root, t->root, 32);
     memcpy(c->session_key, t->session_key, 32);
     uint32_t i = (uint32_t)(mix(t->serial) >> 32) & s->slot_mask;
@@ -249,6 +296,17 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     s->slot_serial[i] = t->serial;
     s->slot_index[i] = e + 1;
     return e;
+}
+
+mp_status mp_verifier_reserve(mp_verifier *v, size_t tickets) {
+    /* Serials spread evenly over the shards; leave room for the spread. */
+    size_t per_shard = tickets / v->partitions + tickets / v->partitions / 8 + 64;
+    if (per_shard > UINT32_MAX / 4) return MP_ERR_ARGUMENT;
+    for (uint32_t p = 0; p < v->partitions; p++) {
+        shard *s = &v->shards[p];
+        if (s->capacity < per_shard && !grow(s, (uint32_t)per_shard)) return MP_ERR_LIBRARY;
+    }
+    return MP_OK;
 }
 
 mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
@@ -687,37 +745,48 @@ size_t mp_verifier_dirty_count(const mp_verifier *v) {
     return n;
 }
 
+static void export_entry(const shard *s, uint32_t e, mp_ticket_export *t) {
+    const hot_entry *h = &s->hot[e];
+    const order_entry *o = &s->order[e];
+    const cold_entry *c = &s->cold[e];
+    t->serial = h->serial;
+    t->customer = c->customer;
+    t->limit = h->limit;
+    t->unit = h->unit;
+    t->issued = c->issued;
+    t->expires = h->expires;
+    t->credited = h->credited;
+    t->last_cumulative = h->last_cumulative;
+    t->settled_amount = c->settled_amount;
+    t->claimed = c->claimed;
+    t->settled = c->settled;
+    t->registered_at = c->registered_at;
+    t->chain_len = h->chain_len;
+    t->last = h->last;
+    t->last_seq = h->last_seq;
+    t->has_last_order = (h->flags & F_HAS_ORDER) != 0;
+    memcpy(t->chain_id, h->chain_id, 12);
+    memcpy(t->root, c->root, 32);
+    memcpy(t->last_word, h->last_word, 32);
+    memcpy(t->session_key, c->session_key, 32);
+    memcpy(t->last_order, o->last_order, 76);
+}
+
 size_t mp_verifier_export_dirty(const mp_verifier *v, mp_ticket_export *out, size_t capacity) {
     size_t n = 0;
     for (uint32_t p = 0; p < v->partitions; p++) {
         const shard *s = &v->shards[p];
-        for (uint32_t d = 0; d < s->dirty_count && n < capacity; d++) {
-            uint32_t e = s->dirty[d];
-            const hot_entry *h = &s->hot[e];
-            const order_entry *o = &s->order[e];
-            const cold_entry *c = &s->cold[e];
-            mp_ticket_export *t = &out[n++];
-            t->serial = h->serial;
-            t->customer = c->customer;
-            t->limit = h->limit;
-            t->unit = h->unit;
-            t->issued = c->issued;
-            t->expires = h->expires;
-            t->credited = h->credited;
-            t->last_cumulative = h->last_cumulative;
-            t->registered_at = c->registered_at;
-            t->chain_len = h->chain_len;
-            t->last = h->last;
-            t->last_seq = h->last_seq;
-            t->has_last_order = (h->flags & F_HAS_ORDER) != 0;
-            memcpy(t->chain_id, h->chain_id, 12);
-            memcpy(t->root, c->root, 32);
-            memcpy(t->last_word, h->last_word, 32);
-            memcpy(t->session_key, c->session_key, 32);
-            memcpy(t->last_order, o->last_order, 76);
-        }
+        for (uint32_t d = 0; d < s->dirty_count && n < capacity; d++) export_entry(s, s->dirty[d], &out[n++]);
     }
     return n;
+}
+
+size_t mp_verifier_partition_count(const mp_verifier *v, uint32_t partition) {
+    return partition < v->partitions ? v->shards[partition].count : 0;
+}
+
+void mp_verifier_export_at(const mp_verifier *v, uint32_t partition, uint32_t index, mp_ticket_export *out) {
+    export_entry(&v->shards[partition], index, out);
 }
 
 void mp_verifier_clear_dirty(mp_verifier *v) {
@@ -729,4 +798,199 @@ void mp_verifier_clear_dirty(mp_verifier *v) {
         }
         s->dirty_count = 0;
     }
+}
+
+/* ---- the ticket log: the store's form of the table ---- */
+
+enum { LOG_BODY = 1, LOG_CHAIN = 2, LOG_ORDER = 3 };
+
+size_t mp_log_encode(const mp_ticket_export *t, int with_body, uint8_t *out) {
+    size_t n = 0;
+    if (with_body) {
+        uint8_t *b = out;
+        memset(b, 0, MP_LOG_BODY_BYTES);
+        b[0] = LOG_BODY;
+        mp_store_be32(b + 4, t->chain_len);
+        mp_store_be64(b + 8, t->serial);
+        mp_store_be64(b + 16, t->customer);
+        mp_store_be64(b + 24, t->limit);
+        mp_store_be64(b + 32, t->unit);
+        mp_store_be64(b + 40, t->issued);
+        mp_store_be64(b + 48, t->expires);
+        memcpy(b + 56, t->chain_id, 12);
+        memcpy(b + 68, t->root, 32);
+        memcpy(b + 100, t->session_key, 32);
+        n = MP_LOG_BODY_BYTES;
+    }
+    uint8_t *p = out + n;
+    if (t->chain_len > 0) {
+        memset(p, 0, MP_LOG_CHAIN_BYTES);
+        p[0] = LOG_CHAIN;
+        mp_store_be32(p + 4, t->last);
+        memcpy(p + 40, t->last_word, 32);
+        n += MP_LOG_CHAIN_BYTES;
+    } else {
+        memset(p, 0, MP_LOG_ORDER_BYTES);
+        p[0] = LOG_ORDER;
+        p[1] = t->has_last_order ? 1 : 0;
+        mp_store_be32(p + 4, t->last_seq);
+        mp_store_be64(p + 40, t->last_cumulative);
+        memcpy(p + 48, t->last_order, 76);
+        n += MP_LOG_ORDER_BYTES;
+    }
+    mp_store_be64(p + 8, t->serial);
+    mp_store_be64(p + 16, t->credited);
+    mp_store_be64(p + 24, t->settled_amount);
+    mp_store_be32(p + 32, t->claimed);
+    mp_store_be32(p + 36, t->settled);
+    return n;
+}
+
+/* One ticket's records, straight from the table: a chain ticket's order
+ * entry is never read (its pages need not exist). */
+static size_t encode_entry(const shard *s, uint32_t e, int with_body, uint8_t *out) {
+    const hot_entry *h = &s->hot[e];
+    const cold_entry *c = &s->cold[e];
+    mp_ticket_export t;
+    memset(&t, 0, offsetof(mp_ticket_export, chain_id));
+    t.serial = h->serial;
+    t.customer = c->customer;
+    t.limit = h->limit;
+    t.unit = h->unit;
+    t.issued = c->issued;
+    t.expires = h->expires;
+    t.credited = h->credited;
+    t.last_cumulative = h->last_cumulative;
+    t.settled_amount = c->settled_amount;
+    t.claimed = c->claimed;
+    t.settled = c->settled;
+    t.chain_len = h->chain_len;
+    t.last = h->last;
+    t.last_seq = h->last_seq;
+    t.has_last_order = (h->flags & F_HAS_ORDER) != 0;
+    memcpy(t.chain_id, h->chain_id, 12);
+    memcpy(t.root, c->root, 32);
+    memcpy(t.last_word, h->last_word, 32);
+    memcpy(t.session_key, c->session_key, 32);
+    if (h->chain_len == 0) memcpy(t.last_order, s->order[e].last_order, 76);
+    size_t n = mp_log_encode(&t, with_body, out);
+    sodium_memzero(t.session_key, sizeof t.session_key);
+    return n;
+}
+
+size_t mp_verifier_log_encode(const mp_verifier *v, uint32_t partition, int dirty_only, uint64_t *cursor,
+                              uint8_t *out, size_t capacity) {
+    const shard *s = &v->shards[partition];
+    /* When most tickets changed, walk the table in order and pick the dirty
+     * ones: sequential reads, where the dirty list (first-touch order) would
+     * miss the cache on every ticket. */
+    int scan = dirty_only && (uint64_t)s->dirty_count * 4 >= s->count;
+    uint32_t end = dirty_only && !scan ? s->dirty_count : s->count;
+    size_t n = 0;
+    uint64_t i = *cursor;
+    for (; i < end && capacity - n >= MP_LOG_TICKET_MAX; i++) {
+        uint32_t e = dirty_only && !scan ? s->dirty[i] : (uint32_t)i;
+        if (scan && !(s->hot[e].flags & F_DIRTY)) continue;
+        int new_ticket = !dirty_only || s->cold[e].registered_at != UINT64_MAX;
+        n += encode_entry(s, e, new_ticket, out + n);
+    }
+    *cursor = i < end ? i : UINT64_MAX;
+    return n;
+}
+
+static int replay_body(mp_verifier *v, const uint8_t *b) {
+    mp_ticket_export t;
+    memset(&t, 0, sizeof t);
+    t.chain_len = mp_load_be32(b + 4);
+    t.serial = load_be64(b + 8);
+    t.customer = load_be64(b + 16);
+    t.limit = load_be64(b + 24);
+    t.unit = load_be64(b + 32);
+    t.issued = load_be64(b + 40);
+    t.expires = load_be64(b + 48);
+    memcpy(t.chain_id, b + 56, 12);
+    memcpy(t.root, b + 68, 32);
+    memcpy(t.last_word, b + 68, 32); /* w_0 = root until a payment */
+    memcpy(t.session_key, b + 100, 32);
+    t.registered_at = UINT64_MAX;
+    mp_status status = mp_verifier_load(v, &t);
+    sodium_memzero(&t, sizeof t);
+    return status;
+}
+
+static int replay_progress(mp_verifier *v, const uint8_t *p, int chain) {
+    uint64_t serial = load_be64(p + 8);
+    shard *s = &v->shards[mp_verifier_partition_of(v, serial)];
+    uint32_t e = find(s, serial);
+    if (e == NO_ENTRY) return MP_ERR_ARGUMENT;
+    hot_entry *h = &s->hot[e];
+    if ((h->chain_len > 0) != chain) return MP_ERR_ARGUMENT;
+    h->credited = load_be64(p + 16);
+    cold_entry *c = &s->cold[e];
+    c->settled_amount = load_be64(p + 24);
+    c->claimed = mp_load_be32(p + 32);
+    c->settled = mp_load_be32(p + 36);
+    if (chain) {
+        h->last = mp_load_be32(p + 4);
+        memcpy(h->last_word, p + 40, 32);
+    } else {
+        h->last_seq = mp_load_be32(p + 4);
+        h->last_cumulative = load_be64(p + 40);
+        memcpy(s->order[e].last_order, p + 48, 76);
+        h->flags = (uint8_t)((h->flags & ~F_HAS_ORDER) | (p[1] ? F_HAS_ORDER : 0));
+    }
+    return MP_OK;
+}
+
+static size_t log_record_size(uint8_t kind) {
+    switch (kind) {
+    case LOG_BODY: return MP_LOG_BODY_BYTES;
+    case LOG_CHAIN: return MP_LOG_CHAIN_BYTES;
+    case LOG_ORDER: return MP_LOG_ORDER_BYTES;
+    }
+    return 0;
+}
+
+#define REPLAY_BLOCK 64
+
+mp_status mp_verifier_replay(mp_verifier *v, uint32_t partition, const uint8_t *records, size_t length,
+                             size_t *error_offset) {
+    /* Records are taken a block at a time: the block's hash slots are
+     * prefetched together, then the records applied in order, so the slot
+     * lookups' cache misses overlap instead of queueing. */
+    size_t at = 0;
+    size_t block[REPLAY_BLOCK];
+    while (at < length) {
+        int n = 0;
+        while (n < REPLAY_BLOCK && at < length) {
+            size_t size = log_record_size(records[at]);
+            if (size == 0 || size > length - at) {
+                /* apply what came before, then report this one */
+                break;
+            }
+            uint64_t serial = load_be64(records + at + 8);
+            uint32_t p = mp_verifier_partition_of(v, serial);
+            if (partition == MP_ALL_PARTITIONS || p == partition) {
+                prefetch_slot(&v->shards[p], serial);
+                block[n++] = at;
+            }
+            at += size;
+        }
+        for (int k = 0; k < n; k++) {
+            const uint8_t *r = records + block[k];
+            int status = r[0] == LOG_BODY ? replay_body(v, r) : replay_progress(v, r, r[0] == LOG_CHAIN);
+            if (status != MP_OK) {
+                *error_offset = block[k];
+                return (mp_status)status;
+            }
+        }
+        if (at < length && n < REPLAY_BLOCK) {
+            size_t size = log_record_size(records[at]);
+            if (size == 0 || size > length - at) {
+                *error_offset = at;
+                return MP_ERR_ARGUMENT;
+            }
+        }
+    }
+    return MP_OK;
 }

@@ -15,10 +15,16 @@ public struct RecordOutcome: Sendable, Equatable {
 
 /// The merchant role: judges tickets and payments offline in exactly the
 /// check order of PROTOCOL.md §7.2, sells goods (§8), deposits and applies
-/// receipts (§9). State lives in memory (a dictionary of tickets keyed by
-/// serial) and in a `MerchantStore`; every public call that changes state
-/// commits it in one transaction before it returns, so what a caller is told
-/// is exactly what is on disk.
+/// receipts (§9). Every public call that changes state commits it in one
+/// transaction before it returns, so what a caller is told is exactly what
+/// is on disk.
+///
+/// The tickets live in memory in one of two forms, kept in step: the batch
+/// verifier's table in the engine (what opening the store builds, and what
+/// batch verification runs on) and a dictionary of `TicketEntry` by serial
+/// (what the one-record path, settlement and goods use), built from the
+/// table the first time one of those needs it. On disk they are a
+/// `TicketLog`; everything else is in the `MerchantStore`.
 ///
 /// Not thread-safe: one Merchant per store, used from one thread at a time.
 public final class Merchant {
@@ -30,18 +36,22 @@ public final class Merchant {
     let ticketKey: SecretKey
     /// K_M, for the batch verifier's own ticket table.
     let merchantKey: SecretKey
-    /// The batch verifier's table, in step with `tickets` after every batch;
-    /// dropped whenever state changes outside it (one-record verification, a reload).
+    /// The batch verifier's table; nil once a change was made to the entries
+    /// instead (it is rebuilt from them for the next batch).
     var batchVerifier: BatchVerifier?
-    /// Tuning for tests and benchmarks: records per verifier window, and a pinned lane kernel.
+    /// The tickets as Swift objects; nil until something needs them.
+    var ticketEntries: [UInt64: TicketEntry]?
+    /// Shards of the table, and tuning for tests and benchmarks: records per
+    /// verifier window, and a pinned lane kernel.
+    var verifierThreads: Int
     var batchWindowRecords = 1 << 18
     var batchLaneKernel: Engine.LaneKernel?
     /// MACKey(mac(K_M)): Deposit and Receipt tags.
     let merchantMAC: MACKey
     /// Wraps goods keys at rest; HMAC(K_M, a local label), never on the wire.
     let storageKey: SecretKey
+    let ticketLog: TicketLog
 
-    var tickets: [UInt64: TicketEntry] = [:]
     var goods: [Bytes16: GoodsEntry] = [:]
     /// Entries changed since the last commit; bounded by the number of tickets.
     var dirty: [TicketEntry] = []
@@ -50,24 +60,25 @@ public final class Merchant {
 
     /// Opens the merchant on `store`, creating its identity there on first
     /// use; refuses a store made for another bank, merchant or key.
+    /// `threads` shards the ticket table for batch verification.
     public init(
         bankID: UInt32, merchant: UInt64, merchantKey: SecretKey, store: MerchantStore,
-        random: any RandomSource = SystemRandom()
+        random: any RandomSource = SystemRandom(), threads: Int = Merchant.defaultThreads
     ) throws(MerchantError) {
         self.bankID = bankID
         merchantNumber = merchant
         self.store = store
         self.random = random
+        verifierThreads = max(1, threads)
         ticketKey = merchantKey.encryptionSubkey
         self.merchantKey = merchantKey
         merchantMAC = MACKey(macOf: merchantKey)
         let local = MACKey(merchantKey)
-        var wrap = Array("micropay merchant store: goods-key wrap v1".utf8).withUnsafeBytes { local.hmac($0) }
-        storageKey = wrap.withUnsafeBytes { try! SecretKey(bytes: $0) }
-        wrap.withUnsafeMutableBytes { Engine.zero($0) }
+        storageKey = Self.localKey(local, label: "micropay merchant store: goods-key wrap v1")
+        let logKey = Self.localKey(local, label: "micropay merchant store: ticket log v1")
         let check = Array("micropay merchant store: key check v1".utf8).withUnsafeBytes { local.hmac($0) }
         let keyCheck = Data(check.bytes.prefix(16))
-        try store.write { db in
+        let logPosition = try store.write { db in
             let meta = try Dictionary(
                 uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta").map {
                     ($0["key"] as String, $0["value"] as Data)
@@ -84,33 +95,76 @@ public final class Merchant {
                 try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('identity', ?), ('key_check', ?)",
                                arguments: [identity, keyCheck])
             }
+            if let position = meta[TicketLog.Position.metaKey] {
+                guard let position = TicketLog.Position(position) else {
+                    throw MerchantError.ticketLog(path: store.path ?? "memory", "the store's log position is malformed")
+                }
+                return position
+            }
+            return TicketLog.Position(generation: 1, length: 0, tickets: 0)
         }
+        ticketLog = try TicketLog(storePath: store.path, key: logKey, committed: logPosition)
         try load()
+        try adoptLegacyTickets()
+    }
+
+    private static func localKey(_ local: MACKey, label: String) -> SecretKey {
+        var derived = Array(label.utf8).withUnsafeBytes { local.hmac($0) }
+        defer { derived.withUnsafeMutableBytes { Engine.zero($0) } }
+        return derived.withUnsafeBytes { try! SecretKey(bytes: $0) }
     }
 
     /// (Re)reads every ticket and goods item from the store, dropping what is in memory.
     func load() throws(MerchantError) {
-        tickets = [:]
+        ticketEntries = nil
+        batchVerifier = nil
         goods = [:]
         dirty = []
-        batchVerifier = nil
         newPurchases = []
-        let rows = try store.read { db in
-            try Row.fetchAll(db, sql: """
+        let table = newTable(threads: verifierThreads)
+        table.reserve(tickets: ticketLog.committed.tickets)
+        try ticketLog.replay(threads: verifierThreads) { (records) throws(MerchantError) in
+            if let offset = table.replayLog(records) {
+                throw .ticketLog(path: store.path ?? "memory", "record \(offset) of a segment does not fit the tickets before it")
+            }
+        }
+        batchVerifier = table
+        let goodsRows = try store.read { db in
+            try Row.fetchAll(db, sql: "SELECT item, item_number, item_nonce, price FROM goods")
+        }
+        for row in goodsRows {
+            guard let item = Bytes16(data: row["item"]), let nonce = Bytes16(data: row["item_nonce"]) else { continue }
+            goods[item] = GoodsEntry(item: item, itemNumber: u64(row["item_number"]), itemNonce: nonce, price: u64(row["price"]))
+        }
+    }
+
+    /// An empty ticket table with this merchant's tuning.
+    func newTable(threads: Int) -> BatchVerifier {
+        try! BatchVerifier(bankID: bankID, merchant: merchantNumber, merchantKey: merchantKey, threads: threads,
+                           windowRecords: batchWindowRecords, kernel: batchLaneKernel)
+    }
+
+    /// Stores written before the ticket log kept tickets as rows: open them
+    /// once, write them to the log and drop the rows, in one transaction.
+    private func adoptLegacyTickets() throws(MerchantError) {
+        let rows = try store.read { db -> [Row] in
+            guard try db.tableExists("legacy_ticket") else { return [] }
+            return try Row.fetchAll(db, sql: """
                 SELECT t.serial, t.bytes, s.last, s.w_last, s.last_seq, s.last_cumulative, s.last_order,
                        s.credited, s.claimed, s.settled, s.settled_amount
-                FROM ticket t JOIN ticket_state s ON s.bank_id = t.bank_id AND s.serial = t.serial
+                FROM legacy_ticket t JOIN legacy_ticket_state s ON s.bank_id = t.bank_id AND s.serial = t.serial
                 WHERE t.bank_id = ?
                 """, arguments: [Int64(bankID)])
         }
-        tickets.reserveCapacity(rows.count)
+        guard !rows.isEmpty else { return }
+        willChangeEntries()
         for row in rows {
             let serial = u64(row["serial"])
-            let bytes = Array(row["bytes"] as Data)
-            guard let ticket = try? Ticket(decoding: bytes), ticket.serial == serial,
+            guard let ticket = try? Ticket(decoding: Array(row["bytes"] as Data)), ticket.serial == serial,
                   let body = try? ticket.open(encryptionKey: ticketKey)
             else { throw .storedTicketDoesNotOpen(serial: serial) }
-            let entry = TicketEntry(serial: serial, ticketBytes: bytes, body: body, persisted: true)
+            guard tickets[serial] == nil else { continue }
+            let entry = TicketEntry(serial: serial, body: body)
             entry.last = UInt32(truncatingIfNeeded: row["last"] as Int64)
             entry.lastWord = Bytes32(data: row["w_last"]) ?? body.root
             entry.lastSeq = UInt32(truncatingIfNeeded: row["last_seq"] as Int64)
@@ -121,14 +175,43 @@ public final class Merchant {
             entry.settled = UInt32(truncatingIfNeeded: row["settled"] as Int64)
             entry.settledAmount = u64(row["settled_amount"])
             tickets[serial] = entry
+            markDirty(entry)
         }
-        let goodsRows = try store.read { db in
-            try Row.fetchAll(db, sql: "SELECT item, item_number, item_nonce, price FROM goods")
+        try commit(log: nil) { db in
+            try db.execute(sql: "DELETE FROM legacy_ticket_state WHERE bank_id = ?", arguments: [Int64(self.bankID)])
+            try db.execute(sql: "DELETE FROM legacy_ticket WHERE bank_id = ?", arguments: [Int64(self.bankID)])
         }
-        for row in goodsRows {
-            guard let item = Bytes16(data: row["item"]), let nonce = Bytes16(data: row["item_nonce"]) else { continue }
-            goods[item] = GoodsEntry(item: item, itemNumber: u64(row["item_number"]), itemNonce: nonce, price: u64(row["price"]))
+    }
+
+    // MARK: - The two forms of the tickets
+
+    /// The tickets as entries, built from the table the first time they are needed.
+    var tickets: [UInt64: TicketEntry] {
+        get {
+            materializeEntries()
+            return ticketEntries!
         }
+        _modify {
+            materializeEntries()
+            yield &ticketEntries!
+        }
+    }
+
+    private func materializeEntries() {
+        guard ticketEntries == nil else { return }
+        var entries: [UInt64: TicketEntry] = [:]
+        if let batchVerifier {
+            entries.reserveCapacity(batchVerifier.ticketCount)
+            batchVerifier.forEachTicket { entries[$0.serial] = TicketEntry($0) }
+        }
+        ticketEntries = entries
+    }
+
+    /// Called before a change is made to the entries: the table would fall
+    /// behind them, so it goes, and is rebuilt from them for the next batch.
+    func willChangeEntries() {
+        materializeEntries()
+        batchVerifier = nil
     }
 
     // MARK: - Queries
@@ -139,7 +222,7 @@ public final class Merchant {
     /// Every registered ticket, by serial.
     public var ticketStates: [TicketState] { tickets.values.map(\.snapshot).sorted { $0.serial < $1.serial } }
 
-    public var ticketCount: Int { tickets.count }
+    public var ticketCount: Int { ticketEntries?.count ?? batchVerifier?.ticketCount ?? 0 }
 
     /// Total accepted over all tickets.
     public var totalCredited: UInt64 { tickets.values.reduce(0) { $0 &+ $1.credited } }
@@ -148,7 +231,7 @@ public final class Merchant {
 
     /// Judges one record (§7.2) at `now` and commits any change before returning.
     public func verify(_ record: UnsafeRawBufferPointer, now: UInt64) throws(MerchantError) -> RecordOutcome {
-        batchVerifier = nil
+        willChangeEntries()
         let outcome = judge(record, now: now)
         try commit(log: nil)
         return outcome
@@ -191,8 +274,6 @@ public final class Merchant {
         // 1. badTicket: another bank or merchant, or the AEAD does not open.
         guard r.u32(at: 4) == bankID, r.u64(at: 16) == merchantNumber else { return RecordOutcome(.badTicket) }
         let known = tickets[serial]
-        // Bytes identical to a ticket that opened before open again: skip the AEAD.
-        if let known, known.ticketBytes.withUnsafeBytes({ $0.elementsEqual(r) }) { return RecordOutcome(.accepted) }
         guard let ticket = try? Ticket(decoding: r), let body = try? ticket.open(encryptionKey: ticketKey) else {
             return RecordOutcome(.badTicket)
         }
@@ -201,7 +282,7 @@ public final class Merchant {
         // 3. expired.
         guard now <= body.expires else { return RecordOutcome(.expired) }
         // 4. Registered.
-        let entry = TicketEntry(serial: serial, ticketBytes: ticket.bytes, body: body, persisted: false)
+        let entry = TicketEntry(serial: serial, body: body)
         tickets[serial] = entry
         markDirty(entry)
         return RecordOutcome(.accepted)
@@ -288,37 +369,34 @@ public final class Merchant {
 
     // MARK: - Commit
 
-    /// Writes every dirty ticket, new purchase and `log` in one transaction.
-    /// If it fails, memory is reloaded from the store (which the failed
-    /// transaction left unchanged) and the error is thrown: the caller was
-    /// told nothing, and nothing was kept.
-    func commit(log: BatchSummary?, tag: String = "", now: UInt64 = 0) throws(MerchantError) {
-        guard !dirty.isEmpty || !newPurchases.isEmpty || log != nil else { return }
-        let bankID = Int64(bankID)
-        do {
+    /// Writes every changed ticket to the ticket log, then, in one
+    /// transaction, the log's new end, new purchases, `log` and whatever
+    /// `also` writes. The changes come from the table after a batch, else
+    /// from the dirty entries. If anything fails, memory is reloaded from the
+    /// store (which the failed transaction left unchanged) and the error is
+    /// thrown: the caller was told nothing, and nothing was kept.
+    func commit(
+        log: BatchSummary?, tag: String = "", now: UInt64 = 0, also: ((Database) throws -> Void)? = nil
+    ) throws(MerchantError) {
+        let fromTable = batchVerifier.map { $0.changeCount > 0 } ?? false
+        guard fromTable || !dirty.isEmpty || !newPurchases.isEmpty || log != nil || also != nil else { return }
+        do throws(MerchantError) {
+            var position = ticketLog.committed
+            if fromTable || !dirty.isEmpty {
+                let writer = ticketLog.appender()
+                if fromTable, let batchVerifier {
+                    try batchVerifier.encodeLog(changesOnly: true) { (records) throws(MerchantError) in try writer.add(records) }
+                } else {
+                    try Self.writeEntries(dirty, allBodies: false, to: writer)
+                }
+                position.length = try writer.finish()
+                position.tickets = ticketCount
+            }
+            let bankID = Int64(bankID)
             try store.write { db in
-                let insertTicket = try db.cachedStatement(sql: """
-                    INSERT INTO ticket (bank_id, serial, bytes, customer, limit_amount, unit, chain_len, chain_id,
-                                        issued, expires, root)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                let upsertState = try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO ticket_state (bank_id, serial, last, w_last, last_seq, last_cumulative,
-                                                         last_order, credited, claimed, settled, settled_amount)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                for e in dirty {
-                    if !e.persisted {
-                        try insertTicket.execute(arguments: [
-                            bankID, i64(e.serial), Data(e.ticketBytes), i64(e.customer), i64(e.limit), i64(e.unit),
-                            Int64(e.chainLength), e.chainID.data, i64(e.issued), i64(e.expires), e.root.data,
-                        ])
-                    }
-                    try upsertState.execute(arguments: [
-                        bankID, i64(e.serial), Int64(e.last), e.lastWord.data, Int64(e.lastSeq), i64(e.lastCumulative),
-                        e.lastOrder.isEmpty ? nil : Data(e.lastOrder), i64(e.credited),
-                        Int64(e.claimed), Int64(e.settled), i64(e.settledAmount),
-                    ])
+                if position != ticketLog.committed {
+                    try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                   arguments: [TicketLog.Position.metaKey, position.encoded])
                 }
                 if !newPurchases.isEmpty {
                     let insertPurchase = try db.cachedStatement(
@@ -334,17 +412,71 @@ public final class Merchant {
                         """, arguments: [tag, i64(now), log.records, log.accepted, log.duplicates,
                                          i64(log.credited), log.truncatedTail ? 1 : 0])
                 }
+                try also?(db)
             }
+            ticketLog.commit(position)
         } catch {
+            ticketLog.abandon()
             try? load()
             throw error
         }
+        batchVerifier?.clearChanges()
         for e in dirty {
-            e.persisted = true
+            e.isNew = false
             e.dirty = false
         }
         dirty.removeAll(keepingCapacity: true)
         newPurchases.removeAll()
+        try compactTicketLogIfLarge()
+    }
+
+    /// Entries as log records: a body for the new ones (or all), progress for all.
+    private static func writeEntries<S: Sequence>(
+        _ entries: S, allBodies: Bool, to writer: TicketLog.Writer
+    ) throws(MerchantError) where S.Element == TicketEntry {
+        var records: [UInt8] = []
+        defer { records.withUnsafeMutableBytes { Engine.zero($0) } }
+        for e in entries {
+            e.progress.appendLogRecords(withBody: allBodies || e.isNew, to: &records)
+            if records.count >= 1 << 16 {
+                try writer.add(records)
+                records.withUnsafeMutableBytes { Engine.zero($0) }
+                records.removeAll(keepingCapacity: true)
+            }
+        }
+        try writer.add(records)
+    }
+
+    /// Progress records pile up: once the log is more than twice what its
+    /// tickets need (and 64 MiB), it is rewritten whole as a new generation.
+    /// The state is the same before and after, so a failure here changes
+    /// nothing and is not an error of the commit that called it.
+    func compactTicketLogIfLarge() throws(MerchantError) {
+        let live = ticketCount * BatchVerifier.logBytesPerTicketMax
+        guard ticketLog.committed.length > 2 * live + (64 << 20) else { return }
+        try compactTicketLog()
+    }
+
+    /// Rewrites the ticket log as one body and one progress record per ticket.
+    func compactTicketLog() throws(MerchantError) {
+        var position = try ticketLog.writeGeneration { (writer) throws(MerchantError) in
+            if let batchVerifier {
+                try batchVerifier.encodeLog(changesOnly: false) { (records) throws(MerchantError) in try writer.add(records) }
+            } else {
+                try Self.writeEntries(tickets.values, allBodies: true, to: writer)
+            }
+        }
+        position.tickets = ticketCount
+        do throws(MerchantError) {
+            try store.write { db in
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               arguments: [TicketLog.Position.metaKey, position.encoded])
+            }
+        } catch {
+            ticketLog.discardGeneration(position)
+            throw error
+        }
+        ticketLog.switchTo(position)
     }
 }
 

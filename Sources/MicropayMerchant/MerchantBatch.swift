@@ -14,6 +14,8 @@ public struct BatchSummary: Sendable, Equatable {
     /// Seconds from the first record read to the last verdict, without
     /// loading or saving state. Not part of equality: it is a measurement.
     public var verifySeconds: Double = 0
+    /// Seconds the batch's commit took (ticket log and store), also a measurement.
+    public var commitSeconds: Double = 0
 
     public init() {}
 
@@ -85,6 +87,7 @@ extension Merchant {
     ) throws(MerchantError) -> BatchSummary {
         do { _ = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
         let verifier = preparedVerifier(threads: max(1, threads))
+        verifierThreads = verifier.threads
         var summary = BatchSummary()
         let watchGoods = !goods.isEmpty
         let tail: Int?
@@ -104,66 +107,47 @@ extension Merchant {
                 }
             }
         } catch {
-            batchVerifier = nil
+            // The table may have run part of the batch: back to what is stored.
+            try? load()
             throw .batchFile(error)
         }
         summary.truncatedTailOffset = tail
         let elapsed = ContinuousClock.now - started
-        summary.verifySeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        adoptChanges(from: verifier, buffer: buffer)
+        summary.verifySeconds = seconds(elapsed)
+        // The table ran ahead of the entries: they are rebuilt from it when needed.
+        if verifier.changeCount > 0 { ticketEntries = nil }
+        let committing = ContinuousClock.now
         try commit(log: summary, tag: tag, now: now)
+        summary.commitSeconds = seconds(ContinuousClock.now - committing)
         return summary
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
     /// All cores by default: the shards of the batch verifier run one per thread.
     public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
 
-    /// The batch verifier's table for `threads` shards, built from the
-    /// tickets in memory when there is none in step with them.
+    /// The batch verifier's table for `threads` shards and the pinned
+    /// kernel: the one in memory if it fits, else one built from it or from
+    /// the entries.
     private func preparedVerifier(threads: Int) -> BatchVerifier {
-        if let batchVerifier, batchVerifier.threads == threads, batchVerifier.windowRecords == batchWindowRecords {
+        if let batchVerifier, batchVerifier.threads == threads, batchVerifier.kernel == batchLaneKernel {
+            batchVerifier.windowRecords = batchWindowRecords
             return batchVerifier
         }
-        let verifier = try! BatchVerifier(bankID: bankID, merchant: merchantNumber, merchantKey: merchantKey,
-                                          threads: threads, windowRecords: batchWindowRecords, kernel: batchLaneKernel)
-        for entry in tickets.values {
-            try! verifier.load(TicketProgress(
-                serial: entry.serial, customer: entry.customer, limit: entry.limit, unit: entry.unit,
-                chainLength: entry.chainLength, chainID: entry.chainID, issued: entry.issued, expires: entry.expires,
-                root: entry.root, sessionKey: entry.sessionKey, last: entry.last, lastWord: entry.lastWord,
-                lastSeq: entry.lastSeq, lastCumulative: entry.lastCumulative,
-                lastOrder: entry.lastOrder.isEmpty ? nil : entry.lastOrder, credited: entry.credited))
+        let verifier = newTable(threads: threads)
+        if let batchVerifier {
+            // Another shape: move the tickets over in their log form.
+            batchVerifier.encodeLog(changesOnly: false) { records in
+                precondition(verifier.replayLog(records) == nil, "a table's own log does not replay")
+            }
+        } else {
+            for entry in tickets.values { try! verifier.load(entry.progress) }
         }
         batchVerifier = verifier
         return verifier
-    }
-
-    /// Brings the tickets in memory in step with what the batch verifier
-    /// registered and advanced, marking them for the commit.
-    private func adoptChanges(from verifier: BatchVerifier, buffer: UnsafeRawBufferPointer) {
-        for change in verifier.takeChanges() {
-            let entry: TicketEntry
-            if let at = change.registeredAt {
-                let body = TicketBody(
-                    customer: change.customer, limit: change.limit, unit: change.unit, chainLength: change.chainLength,
-                    chainID: change.chainID, issued: change.issued, expires: change.expires, root: change.root,
-                    sessionKey: change.sessionKey)
-                entry = TicketEntry(serial: change.serial, ticketBytes: Array(buffer[at..<(at + Ticket.byteCount)]),
-                                    body: body, persisted: false)
-                tickets[change.serial] = entry
-            } else if let known = tickets[change.serial] {
-                entry = known
-            } else {
-                continue
-            }
-            entry.last = change.last
-            entry.lastWord = change.lastWord
-            entry.lastSeq = change.lastSeq
-            entry.lastCumulative = change.lastCumulative
-            entry.lastOrder = change.lastOrder ?? []
-            entry.credited = change.credited
-            markDirty(entry)
-        }
     }
 
     /// The one-record-at-a-time path: the reference the batch verifier is
@@ -173,7 +157,7 @@ extension Merchant {
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "",
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
-        batchVerifier = nil
+        willChangeEntries()
         var reader: BatchFileReader
         do { reader = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
         var summary = BatchSummary()

@@ -12,6 +12,8 @@ public enum MerchantError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongMerchantKey
     /// A stored ticket no longer opens under K_M: the store was altered.
     case storedTicketDoesNotOpen(serial: UInt64)
+    /// The ticket log beside the store cannot be read or written, or was altered.
+    case ticketLog(path: String, String)
     /// The batch file was refused whole (§10) or could not be read.
     case batchFile(BatchFileError)
     /// No ticket with this serial is registered.
@@ -47,6 +49,7 @@ public enum MerchantError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeBelongsToAnotherMerchant(let b, let m): "the store belongs to merchant \(m) at bank \(b)"
         case .wrongMerchantKey: "the store was created under another merchant key"
         case .storedTicketDoesNotOpen(let s): "stored ticket \(s) does not open under K_M"
+        case .ticketLog(let path, let m): "ticket log \(path): \(m)"
         case .batchFile(let e): "\(e)"
         case .unknownTicket(let s): "no ticket \(s)"
         case .unknownGoods(let i): "no goods item \(i)"

@@ -52,23 +52,25 @@ extension Merchant {
         }
         let deposit = Deposit.make(
             bankID: bankID, batchID: chosen, merchant: merchantNumber, claims: claims.map(\.claim), merchantMAC: merchantMAC)
-        try store.write { db in
+        willChangeEntries()
+        for c in claims {
+            c.entry.claimed = c.position
+            markDirty(c.entry)
+        }
+        try commit(log: nil) { db in
             try db.execute(sql: "INSERT INTO deposit (batch_id, bytes, digest) VALUES (?, ?, ?)",
                            arguments: [i64(chosen), Data(deposit.bytes), deposit.digest.data])
             let insertClaim = try db.cachedStatement(sql: """
                 INSERT INTO deposit_claim (batch_id, position, bank_id, serial, kind, claim_position, amount)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """)
-            let claimed = try db.cachedStatement(sql: "UPDATE ticket_state SET claimed = ? WHERE bank_id = ? AND serial = ?")
             for (n, c) in claims.enumerated() {
                 try insertClaim.execute(arguments: [
-                    i64(chosen), n, Int64(bankID), i64(c.entry.serial), Int64(c.claim.kind.rawValue),
+                    i64(chosen), n, Int64(self.bankID), i64(c.entry.serial), Int64(c.claim.kind.rawValue),
                     Int64(c.position), i64(c.amount),
                 ])
-                try claimed.execute(arguments: [Int64(c.position), Int64(bankID), i64(c.entry.serial)])
             }
         }
-        for c in claims { c.entry.claimed = c.position }
         return deposit
     }
 
@@ -122,23 +124,20 @@ extension Merchant {
             if amount > before.amount { expected &+= amount - before.amount }
             settledNow[serial] = (max(position, before.position), max(amount, before.amount))
         }
-        try store.write { db in
+        willChangeEntries()
+        for (serial, s) in settledNow {
+            guard let entry = tickets[serial] else { continue }
+            entry.settled = s.position
+            entry.settledAmount = s.amount
+            markDirty(entry)
+        }
+        try commit(log: nil) { db in
             let result = try db.cachedStatement(sql: "UPDATE deposit_claim SET result = ? WHERE batch_id = ? AND position = ?")
             for (n, code) in receipt.codes.enumerated() {
                 try result.execute(arguments: [Int64(code.rawValue), i64(batchID), n])
             }
-            let settle = try db.cachedStatement(sql: """
-                UPDATE ticket_state SET settled = ?, settled_amount = ? WHERE bank_id = ? AND serial = ?
-                """)
-            for (serial, s) in settledNow {
-                try settle.execute(arguments: [Int64(s.position), i64(s.amount), Int64(bankID), i64(serial)])
-            }
             try db.execute(sql: "UPDATE deposit SET settled = 1, receipt = ?, credited = ? WHERE batch_id = ?",
                            arguments: [Data(receipt.bytes), i64(receipt.credited), i64(batchID)])
-        }
-        for (serial, s) in settledNow {
-            tickets[serial]?.settled = s.position
-            tickets[serial]?.settledAmount = s.amount
         }
         return ReceiptOutcome(batchID: batchID, credited: receipt.credited, expectedCredited: expected,
                               codes: receipt.codes, alreadyApplied: false)

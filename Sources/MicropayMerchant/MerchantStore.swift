@@ -2,20 +2,22 @@ import Foundation
 import GRDB
 import MicropayCore
 
-/// The merchant's SQLite file (WAL, `synchronous = FULL`): tickets, progress
-/// per serial, goods, purchases, deposits and receipts, and a log of the
-/// batches verified. Every change the merchant makes is one transaction, so
-/// a crash leaves either all of it or none of it.
+/// The merchant's SQLite file (WAL, `synchronous = FULL`): goods, purchases,
+/// deposits and receipts, a log of the batches verified, and where the
+/// ticket log beside it (`<path>.tickets.<generation>`, see `TicketLog`)
+/// ends. Every change the merchant makes is one transaction, so a crash
+/// leaves either all of it or none of it.
 ///
-/// Secrets: K_CM is never stored: a ticket's 184 bytes are, and K_CM is
-/// recovered by opening them under enc(K_M) when the store is loaded. Goods
-/// keys are stored wrapped (XChaCha20-Poly1305) under a key derived from
-/// K_M, so the file alone gives neither.
+/// Secrets: the ticket log holds K_CM sealed (XChaCha20-Poly1305) under a
+/// key derived from K_M; goods keys are stored wrapped under another, so
+/// the files alone give neither.
 ///
 /// SQLite integers are signed 64-bit: u64 values are stored as their bit
 /// pattern (`Int64(bitPattern:)`).
 public final class MerchantStore: Sendable {
     let queue: DatabaseQueue
+    /// The SQLite file; the ticket log sits beside it. Nil in memory.
+    public let path: String?
 
     /// Opens (creating if needed) the store at `path`.
     public init(path: String) throws(MerchantError) {
@@ -26,12 +28,14 @@ public final class MerchantStore: Sendable {
             // FULL: a committed batch survives power loss, not only a crash.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        self.path = path
         queue = try database { try DatabaseQueue(path: path, configuration: config) }
         try migrate()
     }
 
     /// A store in memory (tests): same schema, nothing survives the process.
     public init() throws(MerchantError) {
+        path = nil
         queue = try database { try DatabaseQueue() }
         try migrate()
     }
@@ -79,6 +83,15 @@ public final class MerchantStore: Sendable {
                     id INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT NOT NULL, now INTEGER NOT NULL,
                     records INTEGER NOT NULL, accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL,
                     credited INTEGER NOT NULL, truncated INTEGER NOT NULL);
+                """)
+        }
+        // Tickets moved to the ticket log (`TicketLog`), which holds them opened
+        // and sealed under a key from K_M; the rows left, if any, are moved into
+        // it by the Merchant, which has the key.
+        migrator.registerMigration("merchant-v2-ticket-log") { db in
+            try db.execute(sql: """
+                ALTER TABLE ticket RENAME TO legacy_ticket;
+                ALTER TABLE ticket_state RENAME TO legacy_ticket_state;
                 """)
         }
         try database { try migrator.migrate(queue) }

@@ -5,8 +5,6 @@ import MicropayCore
 /// updates it in place.
 final class TicketEntry {
     let serial: UInt64
-    /// The 184 bytes as received: what is stored, and what K_CM is recovered from.
-    let ticketBytes: [UInt8]
     let customer: UInt64
     let limit: UInt64
     let unit: UInt64
@@ -33,17 +31,17 @@ final class TicketEntry {
     var settled: UInt32 = 0
     var settledAmount: UInt64 = 0
 
-    /// The ticket row exists in the store.
-    var persisted: Bool
+    /// Registered since the last commit: its body is not in the ticket log yet.
+    var isNew: Bool
     /// State changed since the last commit (the entry is in the dirty list).
     var dirty = false
 
     /// §5.1: chain mode exactly when `chain_len ≥ 1`.
     var isChainMode: Bool { chainLength > 0 }
 
-    init(serial: UInt64, ticketBytes: [UInt8], body: TicketBody, persisted: Bool) {
+    /// A ticket just registered from its opened body.
+    init(serial: UInt64, body: TicketBody) {
         self.serial = serial
-        self.ticketBytes = ticketBytes
         customer = body.customer
         limit = body.limit
         unit = body.unit
@@ -55,7 +53,41 @@ final class TicketEntry {
         sessionKey = body.sessionKey
         sessionMAC = body.chainLength == 0 ? MACKey(macOf: body.sessionKey) : nil
         lastWord = body.root
-        self.persisted = persisted
+        isNew = true
+    }
+
+    /// A ticket as the batch verifier's table or the log holds it.
+    init(_ p: TicketProgress) {
+        serial = p.serial
+        customer = p.customer
+        limit = p.limit
+        unit = p.unit
+        chainLength = p.chainLength
+        chainID = p.chainID
+        issued = p.issued
+        expires = p.expires
+        root = p.root
+        sessionKey = p.sessionKey
+        sessionMAC = p.chainLength == 0 ? MACKey(macOf: p.sessionKey) : nil
+        last = p.last
+        lastWord = p.lastWord
+        lastSeq = p.lastSeq
+        lastCumulative = p.lastCumulative
+        lastOrder = p.lastOrder ?? []
+        credited = p.credited
+        claimed = p.claimed
+        settled = p.settled
+        settledAmount = p.settledAmount
+        isNew = false
+    }
+
+    /// The form the batch verifier's table and the ticket log take.
+    var progress: TicketProgress {
+        TicketProgress(
+            serial: serial, customer: customer, limit: limit, unit: unit, chainLength: chainLength, chainID: chainID,
+            issued: issued, expires: expires, root: root, sessionKey: sessionKey, last: last, lastWord: lastWord,
+            lastSeq: lastSeq, lastCumulative: lastCumulative, lastOrder: lastOrder.isEmpty ? nil : lastOrder,
+            credited: credited, claimed: claimed, settled: settled, settledAmount: settledAmount)
     }
 
     var snapshot: TicketState {

@@ -287,7 +287,8 @@ struct PropertyTests {
             try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key,
                          store: persistent ? MerchantStore(path: path.path) : MerchantStore())
         }
-        var merchant = try open()
+        // Implicitly unwrapped: the old merchant must let go of the store (its lock) before reopening.
+        var merchant: Merchant! = try open()
         var verdictsSeen = Set<UInt8>()
         for batchNumber in 0..<7 {
             // Times step past the tickets' expiries (start + 100...400).
@@ -318,7 +319,10 @@ struct PropertyTests {
                 #expect(report.summary.credited == expected.reduce(0) { $0 + $1.credited })
             }
             verdictsSeen.formUnion(expected.map(\.code))
-            if persistent { merchant = try open() }
+            if persistent {
+                merchant = nil
+                merchant = try open()
+            }
         }
         for (serial, t) in reference.tickets {
             let state = try #require(merchant.ticketState(serial: serial))

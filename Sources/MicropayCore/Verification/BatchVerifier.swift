@@ -13,8 +13,10 @@ public final class BatchVerifier: @unchecked Sendable {
     public let bankID: UInt32
     public let merchant: UInt64
     public let threads: Int
+    /// The lane kernel pinned at creation; nil: the active one.
+    public let kernel: Engine.LaneKernel?
     /// Records verified between two hand-overs of results.
-    public let windowRecords: Int
+    public var windowRecords: Int
     private let handle: OpaquePointer
 
     /// `kernel` pins the lane kernel (tests, benchmarks); nil follows the active one.
@@ -26,6 +28,7 @@ public final class BatchVerifier: @unchecked Sendable {
         self.merchant = merchant
         self.threads = threads
         self.windowRecords = windowRecords
+        self.kernel = kernel
         guard let handle = mp_verifier_new(bankID, merchant, merchantKey.pointer, UInt32(threads)) else {
             fatalError("out of memory creating the ticket table")
         }
@@ -39,11 +42,17 @@ public final class BatchVerifier: @unchecked Sendable {
 
     public var ticketCount: Int { mp_verifier_ticket_count(handle) }
 
+    /// Makes room for `tickets` in all before loading that many.
+    public func reserve(tickets: Int) {
+        guard tickets > 0 else { return }
+        if mp_verifier_reserve(handle, tickets) == MP_ERR_LIBRARY { fatalError("out of memory sizing the ticket table") }
+    }
+
     /// Adds a ticket the merchant had registered before. Throws for a serial already there.
     public func load(_ ticket: TicketProgress) throws(MicropayError) {
         var export = mp_ticket_export()
         Self.fill(&export, from: ticket)
-        defer { Engine.zero(UnsafeMutableRawBufferPointer(start: &export.session_key, count: 32)) }
+        defer { withUnsafeMutableBytes(of: &export.session_key) { Engine.zero($0) } }
         guard mp_verifier_load(handle, &export) == MP_OK else {
             throw .invalidField(.ticket, field: "serial", reason: "ticket \(ticket.serial) loaded twice")
         }
@@ -126,24 +135,84 @@ public final class BatchVerifier: @unchecked Sendable {
         return truncatedAt == UInt64.max ? nil : Int(truncatedAt)
     }
 
-    /// Every ticket changed since the last call (registered or advanced), and
-    /// forgets that they changed.
-    public func takeChanges() -> [TicketProgress] {
-        let count = mp_verifier_dirty_count(handle)
-        guard count > 0 else { return [] }
-        var exports = [mp_ticket_export](repeating: mp_ticket_export(), count: count)
-        let written = exports.withUnsafeMutableBufferPointer { mp_verifier_export_dirty(handle, $0.baseAddress, count) }
-        mp_verifier_clear_dirty(handle)
-        defer {
-            exports.withUnsafeMutableBytes { Engine.zero($0) }
+    /// Tickets registered or advanced since the last `clearChanges()`.
+    public var changeCount: Int { mp_verifier_dirty_count(handle) }
+
+    /// Forgets which tickets changed: they are in the store now.
+    public func clearChanges() { mp_verifier_clear_dirty(handle) }
+
+    /// Every ticket in the table, in no particular order.
+    public func forEachTicket<E: Error>(_ body: (TicketProgress) throws(E) -> Void) throws(E) {
+        var export = mp_ticket_export()
+        defer { withUnsafeMutableBytes(of: &export.session_key) { Engine.zero($0) } }
+        for shard in 0..<UInt32(threads) {
+            for index in 0..<UInt32(mp_verifier_partition_count(handle, shard)) {
+                mp_verifier_export_at(handle, shard, index, &export)
+                try body(Self.progress(from: export))
+            }
         }
-        return exports.prefix(written).map(Self.progress(from:))
     }
 
-    private static func fill(_ e: inout mp_ticket_export, from t: TicketProgress) {
+    // MARK: - The ticket log
+
+    /// The most log bytes one ticket takes: its body and its progress.
+    public static let logBytesPerTicketMax = Int(MP_LOG_TICKET_MAX)
+
+    /// The log form of the table (see `TicketLog`), handed to `body` in
+    /// pieces of whole records, at most `pieceBytes` each: every ticket, or
+    /// (`changesOnly`) those changed since `clearChanges()`, with bodies for
+    /// the ones registered since. The shards are encoded in parallel, so all
+    /// pieces are in memory at once (bounded by the table); each is zeroed
+    /// once handed over: they hold session keys.
+    public func encodeLog<E: Error>(
+        changesOnly: Bool, pieceBytes: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws(E) -> Void
+    ) throws(E) {
+        let capacity = max(pieceBytes, Int(MP_LOG_TICKET_MAX))
+        let shards = threads
+        let perShard = UnsafeMutableBufferPointer<[[UInt8]]>.allocate(capacity: shards)
+        perShard.initialize(repeating: [])
+        defer {
+            for i in 0..<shards {
+                for j in perShard[i].indices { perShard[i][j].withUnsafeMutableBytes { Engine.zero($0) } }
+            }
+            perShard.deinitialize()
+            perShard.deallocate()
+        }
+        let work = LogShardWork(handle: handle, pieces: perShard, changesOnly: changesOnly, capacity: capacity)
+        if shards == 1 { work.encode(shard: 0) } else { DispatchQueue.concurrentPerform(iterations: shards) { work.encode(shard: $0) } }
+        for shard in 0..<shards {
+            for piece in perShard[shard] {
+                try piece.withUnsafeBytes { bytes in Result { () throws(E) in try body(bytes) } }.get()
+            }
+        }
+    }
+
+    /// Applies log records in order (bodies add tickets, progress replaces a
+    /// ticket's), each shard's from its own thread. Returns nil, or the
+    /// offset of a record that is cut short, of no known kind, or does not
+    /// fit the table (a second body, or progress with no body).
+    public func replayLog(_ records: UnsafeRawBufferPointer) -> Int? {
+        guard let base = records.baseAddress, records.count > 0 else { return nil }
+        let work = ReplayWork(handle: handle, records: base.assumingMemoryBound(to: UInt8.self), count: records.count)
+        // Small pieces are not worth waking the other threads for.
+        if threads == 1 || records.count < 1 << 16 {
+            return work.replay(partition: MP_ALL_PARTITIONS)
+        }
+        let failures = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        defer { failures.deallocate() }
+        let slots = FailureSlots(slots: failures)
+        DispatchQueue.concurrentPerform(iterations: threads) { shard in
+            slots.slots[shard] = work.replay(partition: UInt32(shard)) ?? Int.max
+        }
+        let first = failures.min() ?? Int.max
+        return first == Int.max ? nil : first
+    }
+
+    static func fill(_ e: inout mp_ticket_export, from t: TicketProgress) {
         e.serial = t.serial; e.customer = t.customer; e.limit = t.limit; e.unit = t.unit
         e.issued = t.issued; e.expires = t.expires; e.credited = t.credited; e.last_cumulative = t.lastCumulative
         e.registered_at = UInt64.max
+        e.claimed = t.claimed; e.settled = t.settled; e.settled_amount = t.settledAmount
         e.chain_len = t.chainLength; e.last = t.last; e.last_seq = t.lastSeq
         e.has_last_order = t.lastOrder == nil ? 0 : 1
         withUnsafeMutableBytes(of: &e.chain_id) { dst in t.chainID.withUnsafeBytes { dst.copyMemory(from: $0) } }
@@ -168,6 +237,7 @@ public final class BatchVerifier: @unchecked Sendable {
             chainID: chainID, issued: e.issued, expires: e.expires, root: root, sessionKey: sessionKey,
             last: e.last, lastWord: lastWord, lastSeq: e.last_seq, lastCumulative: e.last_cumulative,
             lastOrder: lastOrder, credited: e.credited,
+            claimed: e.claimed, settled: e.settled, settledAmount: e.settled_amount,
             registeredAt: e.registered_at == UInt64.max ? nil : Int(e.registered_at))
     }
 }
@@ -190,3 +260,39 @@ private struct ShardWork: @unchecked Sendable {
     }
 }
 
+
+/// One shard's part of encoding the log: its pieces go to its own slot.
+private struct LogShardWork: @unchecked Sendable {
+    let handle: OpaquePointer
+    let pieces: UnsafeMutableBufferPointer<[[UInt8]]>
+    let changesOnly: Bool
+    let capacity: Int
+
+    func encode(shard: Int) {
+        var cursor: UInt64 = 0
+        while cursor != UInt64.max {
+            let piece = [UInt8](unsafeUninitializedCapacity: capacity) { out, written in
+                written = mp_verifier_log_encode(handle, UInt32(shard), changesOnly ? 1 : 0, &cursor, out.baseAddress, capacity)
+            }
+            if !piece.isEmpty { pieces[shard].append(piece) }
+        }
+    }
+}
+
+/// Replays one piece of the log for one shard (or all).
+private struct ReplayWork: @unchecked Sendable {
+    let handle: OpaquePointer
+    let records: UnsafePointer<UInt8>
+    let count: Int
+
+    func replay(partition: UInt32) -> Int? {
+        var failedAt = 0
+        let status = mp_verifier_replay(handle, partition, records, count, &failedAt)
+        if status == MP_ERR_LIBRARY { fatalError("out of memory loading the ticket table") }
+        return status == MP_OK ? nil : failedAt
+    }
+}
+
+private struct FailureSlots: @unchecked Sendable {
+    let slots: UnsafeMutableBufferPointer<Int>
+}
