@@ -51,6 +51,9 @@ public final class Merchant {
     /// Wraps goods keys at rest; HMAC(K_M, a local label), never on the wire.
     let storageKey: SecretKey
     let ticketLog: TicketLog
+    /// Tuning: the ticket log is rewritten (compacted) once it is larger than
+    /// twice what its tickets need plus this many bytes.
+    public var ticketLogCompactionFloor = 64 << 20
 
     var goods: [Bytes16: GoodsEntry] = [:]
     /// Entries changed since the last commit; bounded by the number of tickets.
@@ -448,12 +451,12 @@ public final class Merchant {
     }
 
     /// Progress records pile up: once the log is more than twice what its
-    /// tickets need (and 64 MiB), it is rewritten whole as a new generation.
+    /// tickets need, plus 64 MiB, it is rewritten whole as a new generation.
     /// The state is the same before and after, so a failure here changes
     /// nothing and is not an error of the commit that called it.
     func compactTicketLogIfLarge() throws(MerchantError) {
         let live = ticketCount * BatchVerifier.logBytesPerTicketMax
-        guard ticketLog.committed.length > 2 * live + (64 << 20) else { return }
+        guard ticketLog.committed.length > 2 * live + ticketLogCompactionFloor else { return }
         try compactTicketLog()
     }
 

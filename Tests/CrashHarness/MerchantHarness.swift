@@ -3,7 +3,9 @@
 //   CrashHarness merchant run <db> <seed> <batches> <records>
 //       Verifies the scenario's batches into <db> in order, skipping those
 //       the store's batch log already holds; prints "committed <k>" once
-//       batch k is committed. The crash test SIGKILLs it at random points.
+//       batch k is committed. The crash test SIGKILLs it at random points;
+//       the ticket log is compacted as often as it can be, so that some of
+//       them land in a compaction.
 //   CrashHarness merchant bench chain|order <records> <tickets> [<db>]
 //       Times verifying one generated batch file (release build for real numbers).
 import Foundation
@@ -36,6 +38,8 @@ func runMerchantHarness(_ arguments: [String]) -> Int32 {
 private func runCrashScenario(path: String, scenario: MerchantCrashScenario) throws -> Int32 {
     let merchant = try Merchant(bankID: MerchantCrashScenario.bankID, merchant: MerchantCrashScenario.merchant,
                                 merchantKey: scenario.merchantKey, store: MerchantStore(path: path))
+    // Compact whenever the log doubles, so kills also land in the middle of a compaction.
+    merchant.ticketLogCompactionFloor = 0
     let done = Set(try merchant.store.batchLog().map(\.tag))
     for (k, batch) in scenario.batches.enumerated() where !done.contains(MerchantCrashScenario.tag(k)) {
         _ = try batch.withUnsafeBytes { bytes in

@@ -35,8 +35,14 @@ struct TemporaryStorePath {
             .appendingPathComponent("\(name)-\(UUID().uuidString).sqlite").path
     }
 
+    /// Removes the store, its WAL files and its ticket logs.
     func cleanUp() {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        let directory = (path as NSString).deletingLastPathComponent
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix((path as NSString).lastPathComponent + ".tickets.") }
+        for name in ["", "-wal", "-shm"].map({ path + $0 }) + logs.map({ (directory as NSString).appendingPathComponent($0) }) {
+            try? FileManager.default.removeItem(atPath: name)
+        }
     }
 }
 
