@@ -131,9 +131,12 @@ typedef enum mp_lane_kernel {
     MP_LANES_SHANI_X4 = 3,
     /* AVX2: 8 blocks, one per 32-bit lane of a 256-bit register */
     MP_LANES_AVX2_X8 = 4,
+    /* SHA extensions, chains 2-way and tags 4-way: where 4 chains spill
+     * registers (16 XMM) but 4 tags, with less state each, still win */
+    MP_LANES_SHANI_X2_X4 = 5,
 } mp_lane_kernel;
 
-#define MP_LANE_KERNEL_COUNT 5
+#define MP_LANE_KERNEL_COUNT 6
 
 int mp_lane_kernel_available(mp_lane_kernel kernel);
 mp_lane_kernel mp_lane_active_kernel(void);

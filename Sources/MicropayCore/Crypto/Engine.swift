@@ -31,6 +31,8 @@ public enum Engine {
         case shaNIx2 = 2
         case shaNIx4 = 3
         case avx2x8 = 4
+        /// Chains through the 2-way kernel, tags through the 4-way one.
+        case shaNIx2x4 = 5
 
         var c: mp_lane_kernel { mp_lane_kernel(rawValue: UInt32(rawValue)) }
 
