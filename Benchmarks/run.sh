@@ -8,8 +8,8 @@
 # Environment: MICROPAY_BENCH_SCALE (default 1.0), MICROPAY_BENCH_RUNS
 # (measured runs per end-to-end benchmark, default 3), MICROPAY_BENCH_CACHE
 # (generated batches, default $TMPDIR/micropay-bench or /tmp/micropay-bench;
-# about 3 GB at scale 1.0), MICROPAY_BENCH_THREADS (for the merchant's
-# batch path once it takes `threads:`).
+# about 3 GB at scale 1.0), MICROPAY_BENCH_THREADS (threads of the
+# merchant's batch verifier, default 1).
 #
 # The run is stored as a package-benchmark baseline named after the date and
 # scale (Benchmarks/.benchmarkBaselines/MicropayBenchmarks/<name>/results.json,

@@ -240,6 +240,12 @@ void mp_verifier_run(mp_verifier *verifier, uint32_t partition, const uint8_t *b
 size_t mp_verifier_scan(const mp_verifier *verifier, const uint8_t *file, size_t length, size_t *position,
                         size_t max, mp_record_ref *const *shard_refs, size_t *shard_counts,
                         uint8_t *record_shard, uint64_t *record_start, uint64_t *truncated_at);
+/* The same records as mp_verifier_scan, keeping only shard `partition`'s in
+ * `refs` (*count of them): each shard's thread scans for itself, and nothing
+ * is dealt or gathered across threads. Returns the records taken in all. */
+size_t mp_verifier_scan_partition(const mp_verifier *verifier, uint32_t partition, const uint8_t *file,
+                                  size_t length, size_t *position, size_t max, mp_record_ref *refs,
+                                  size_t *count, uint64_t *truncated_at);
 /* Puts the shards' results back in file order. */
 void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t *const *shard_verdicts,
                         const uint64_t *const *shard_credited, uint8_t *verdicts, uint64_t *credited);

@@ -726,6 +726,37 @@ size_t mp_verifier_scan(const mp_verifier *v, const uint8_t *file, size_t length
     return n;
 }
 
+size_t mp_verifier_scan_partition(const mp_verifier *v, uint32_t partition, const uint8_t *file, size_t length,
+                                  size_t *position, size_t max, mp_record_ref *refs, size_t *count,
+                                  uint64_t *truncated_at) {
+    size_t pos = *position, n = 0, k = 0;
+    while (n < max && pos < length) {
+        if (length - pos < 2) {
+            *truncated_at = pos;
+            pos = length;
+            break;
+        }
+        size_t len = ((size_t)file[pos] << 8) | file[pos + 1];
+        if (len > length - pos - 2) {
+            *truncated_at = pos;
+            pos = length;
+            break;
+        }
+        const uint8_t *r = file + pos + 2;
+        if (v->partitions == 1 || mp_verifier_partition_of_record(v, r, len) == partition) {
+            refs[k].offset = pos + 2;
+            refs[k].length = (uint32_t)len;
+            refs[k].slot = (uint32_t)k;
+            k++;
+        }
+        n++;
+        pos += 2 + len;
+    }
+    *position = pos;
+    *count = k;
+    return n;
+}
+
 void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t *const *shard_verdicts,
                         const uint64_t *const *shard_credited, uint8_t *verdicts, uint64_t *credited) {
     size_t cursor[256] = {0};

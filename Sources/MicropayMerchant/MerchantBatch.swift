@@ -79,31 +79,46 @@ extension Merchant {
     /// second verification finds each accepted payment `duplicate` or `replay`.
     ///
     /// `onWindow` sees the results a window of records at a time (verdict
-    /// bytes in bulk, for tools); `onRecord` one record at a time.
+    /// bytes in bulk, for tools); `onRecord` one record at a time;
+    /// `onProgress` the byte offset reached after each window. With neither
+    /// `onRecord` nor `onWindow` (and no goods for sale, whose purchases are
+    /// noted record by record), no per-record result leaves the verifier's
+    /// threads: each counts its own.
     public func verifyBatch(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil,
-        onWindow: ((BatchVerifier.Window) -> Void)? = nil
+        onWindow: ((BatchVerifier.Window) -> Void)? = nil,
+        onProgress: ((Int) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
         do { _ = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
         let verifier = preparedVerifier(threads: max(1, threads))
         verifierThreads = verifier.threads
         var summary = BatchSummary()
         let watchGoods = !goods.isEmpty
-        let tail: Int?
         let started = ContinuousClock.now
         do throws(BatchFileError) {
-            tail = try verifier.verify(buffer, now: now) { window in
-                summary.add(window)
-                onWindow?(window)
-                guard watchGoods || onRecord != nil else { return }
-                for i in 0..<window.count {
-                    let bytes = window.bytes(i)
-                    let outcome = RecordOutcome(Verdict(rawValue: window.verdicts[i])!, credited: window.credited[i])
-                    if watchGoods, outcome.verdict == .accepted, bytes.first == WireKind.paymentOrder.rawValue {
-                        notePurchase(order: bytes, credited: outcome.credited)
+            if onRecord == nil && onWindow == nil && !watchGoods {
+                let totals = try verifier.verifyTotals(buffer, now: now, progress: onProgress)
+                summary.records = totals.records
+                for code in summary.perVerdict.indices { summary.perVerdict[code] = totals.perVerdict[code] }
+                summary.credited = totals.credited
+                summary.truncatedTailOffset = totals.truncatedTailOffset
+            } else {
+                summary.truncatedTailOffset = try verifier.verify(buffer, now: now) { window in
+                    summary.add(window)
+                    onWindow?(window)
+                    if let onProgress, window.count > 0 {
+                        onProgress(Int(window.starts[window.count - 1]) + window.bytes(window.count - 1).count)
                     }
-                    onRecord?(BatchRecord(offset: Int(window.starts[i]) - 2, bytes: bytes), outcome)
+                    guard watchGoods || onRecord != nil else { return }
+                    for i in 0..<window.count {
+                        let bytes = window.bytes(i)
+                        let outcome = RecordOutcome(Verdict(rawValue: window.verdicts[i])!, credited: window.credited[i])
+                        if watchGoods, outcome.verdict == .accepted, bytes.first == WireKind.paymentOrder.rawValue {
+                            notePurchase(order: bytes, credited: outcome.credited)
+                        }
+                        onRecord?(BatchRecord(offset: Int(window.starts[i]) - 2, bytes: bytes), outcome)
+                    }
                 }
             }
         } catch {
@@ -111,9 +126,7 @@ extension Merchant {
             try? load()
             throw .batchFile(error)
         }
-        summary.truncatedTailOffset = tail
-        let elapsed = ContinuousClock.now - started
-        summary.verifySeconds = seconds(elapsed)
+        summary.verifySeconds = seconds(ContinuousClock.now - started)
         // The table ran ahead of the entries: they are rebuilt from it when needed.
         if verifier.changeCount > 0 { ticketEntries = nil }
         let committing = ContinuousClock.now
@@ -175,12 +188,14 @@ extension Merchant {
     public func verifyBatch(
         file path: String, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil,
-        onWindow: ((BatchVerifier.Window) -> Void)? = nil
+        onWindow: ((BatchVerifier.Window) -> Void)? = nil,
+        onProgress: ((Int) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .batchFile(error) }
         return try file.withUnsafeBytes { (bytes) throws(MerchantError) -> BatchSummary in
-            try verifyBatch(bytes, now: now, tag: tag, threads: threads, onRecord: onRecord, onWindow: onWindow)
+            try verifyBatch(bytes, now: now, tag: tag, threads: threads, onRecord: onRecord, onWindow: onWindow,
+                            onProgress: onProgress)
         }
     }
 

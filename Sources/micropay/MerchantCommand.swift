@@ -128,21 +128,15 @@ struct MerchantVerify: ParsableCommand {
             let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - opening) / 1e9
             let progress = Progress("verifying", total: fileSize, enabled: !json)
             let showProgress = progress.isEnabled
-            // Verdicts and progress a window of records at a time, never per record.
-            let onWindow: ((BatchVerifier.Window) -> Void)?
-            if output != nil || showProgress {
-                onWindow = { window in
-                    output?.append(window.verdicts)
-                    if showProgress, let last = window.starts.last { progress.update(Int(last)) }
-                }
-            } else {
-                onWindow = nil
-            }
+            // Verdicts a window of records at a time, never per record; without
+            // --verdicts the verifier's threads only count (no results gathered).
+            let onWindow: ((BatchVerifier.Window) -> Void)? = output.map { output in { output.append($0.verdicts) } }
+            let onProgress: ((Int) -> Void)? = showProgress ? { progress.update($0) } : nil
             let summary: BatchSummary
             do {
                 summary = try merchantCall(batch) { () throws(MerchantError) in
                     try merchant.verifyBatch(file: batch, now: now, tag: (batch as NSString).lastPathComponent,
-                                             threads: threads, onWindow: onWindow)
+                                             threads: threads, onWindow: onWindow, onProgress: onProgress)
                 }
             } catch {
                 progress.finish()

@@ -52,6 +52,12 @@ struct BatchPipelineTests {
             fast.batchLaneKernel = kernel
             fast.batchWindowRecords = window
             let slow = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
+            // No callbacks: the path where each shard scans and counts for itself.
+            let counting = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
+            counting.batchLaneKernel = kernel
+            counting.batchWindowRecords = window
+            var countingSummaries: [BatchSummary] = []
+            var progress: [Int] = []
             var fastRun = Run(), slowRun = Run()
             for batchNumber in 0..<6 {
                 let now = PaymentWorld.start + UInt64(batchNumber) * 70
@@ -63,9 +69,18 @@ struct BatchPipelineTests {
                 if batchNumber == 3 { try writer.appendRaw([0x00]) }  // a cut tail
                 try Self.verify(fast, writer.bytes, now: now, sequential: false, threads: threads, into: &fastRun)
                 try Self.verify(slow, writer.bytes, now: now, sequential: true, threads: 1, into: &slowRun)
+                countingSummaries.append(try writer.bytes.withUnsafeBytes { buffer in
+                    try Result { () throws(MerchantError) in
+                        try counting.verifyBatch(buffer, now: now, threads: threads, onProgress: { progress.append($0) })
+                    }.get()
+                })
+                #expect(progress.last == writer.bytes.count, "the last window reaches the end of the file")
             }
             #expect(fastRun == slowRun, "kernel \(kernel), \(threads) threads, window \(window), seed \(seed)")
+            #expect(countingSummaries == slowRun.summaries, "counting: kernel \(kernel), \(threads) threads, window \(window)")
+            #expect(countingSummaries.map(\.truncatedTailOffset) == slowRun.summaries.map(\.truncatedTailOffset))
             #expect(fast.ticketStates == slow.ticketStates)
+            #expect(counting.ticketStates == slow.ticketStates)
             #expect(Set(slowRun.verdicts).count >= 10)
         }
     }

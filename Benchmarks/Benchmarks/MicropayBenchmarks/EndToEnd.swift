@@ -11,13 +11,11 @@ import MicropaySimulation
 // into the cache directory (see Support.swift) and read into memory in the
 // benchmark's setup; one copy per process.
 
-/// MICROPAY_BENCH_THREADS (default 1): handed to the merchant's batch path
-/// once it takes a `threads:` argument; today's API verifies on the calling thread.
+/// MICROPAY_BENCH_THREADS (default 1): the threads (shards) of the merchant's batch verifier.
 let benchThreads: Int = Int(ProcessInfo.processInfo.environment["MICROPAY_BENCH_THREADS"] ?? "") ?? 1
 
-/// THE one call into the merchant's batch path. When
-/// `Merchant.verifyBatch(_:now:tag:threads:onRecord:)` lands, add
-/// `threads: threads` to the call below; nothing else changes.
+/// THE one call into the merchant's batch path: verification and the
+/// batch's commit (to a store in memory), as a merchant runs it.
 @inline(never)
 func merchantVerifyBatch(_ merchant: Merchant, _ batch: UnsafeRawBufferPointer, now: UInt64,
                          threads: Int) throws -> BatchSummary {

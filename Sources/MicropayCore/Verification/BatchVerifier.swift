@@ -135,6 +135,56 @@ public final class BatchVerifier: @unchecked Sendable {
         return truncatedAt == UInt64.max ? nil : Int(truncatedAt)
     }
 
+    /// What a batch comes to when no one needs its records one by one.
+    public struct Totals: Sendable, Equatable {
+        public var records = 0
+        /// Records per §7 code (index = code).
+        public var perVerdict = [Int](repeating: 0, count: 16)
+        /// Total credited, wrapping like the per-record sum it replaces.
+        public var credited: UInt64 = 0
+        public var truncatedTailOffset: Int?
+    }
+
+    /// Verifies the batch file in `buffer` at `now` like `verify`, keeping
+    /// only the totals: each shard's thread scans the window for its own
+    /// records and counts its own verdicts, so nothing runs on one thread
+    /// alone between windows. `progress` gets the byte offset reached after
+    /// each window.
+    public func verifyTotals(
+        _ buffer: UnsafeRawBufferPointer, now: UInt64, progress: ((Int) -> Void)? = nil
+    ) throws(BatchFileError) -> Totals {
+        _ = try BatchFileReader(buffer)
+        var totals = Totals()
+        guard let file = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return totals }
+        let work = TallyWork(handle: handle, file: file, length: buffer.count, shards: threads, capacity: windowRecords,
+                             now: now)
+        defer { work.deallocate() }
+        var position = 4
+        var truncatedAt = UInt64.max
+        while true {
+            work.start = position
+            if threads == 1 {
+                work.run(shard: 0)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: threads) { work.run(shard: $0) }
+            }
+            let taken = work.taken[0]
+            guard taken > 0 else { break }
+            for shard in 0..<threads {
+                for code in 0..<16 { totals.perVerdict[code] += work.counts[shard * 16 + code] }
+                totals.credited &+= work.creditedSums[shard]
+            }
+            totals.records += taken
+            position = work.positions[0]
+            truncatedAt = work.truncated[0]
+            progress?(position)
+            if taken < windowRecords { break }
+        }
+        if truncatedAt == UInt64.max, work.truncated[0] != UInt64.max { truncatedAt = work.truncated[0] }
+        totals.truncatedTailOffset = truncatedAt == UInt64.max ? nil : Int(truncatedAt)
+        return totals
+    }
+
     /// Tickets registered or advanced since the last `clearChanges()`.
     public var changeCount: Int { mp_verifier_dirty_count(handle) }
 
@@ -295,4 +345,66 @@ private struct ReplayWork: @unchecked Sendable {
 
 private struct FailureSlots: @unchecked Sendable {
     let slots: UnsafeMutableBufferPointer<Int>
+}
+
+/// One window of `verifyTotals`: each shard scans, verifies and counts its
+/// own records into its own slots; the caller reads the slots after.
+private final class TallyWork: @unchecked Sendable {
+    let handle: OpaquePointer
+    let file: UnsafePointer<UInt8>
+    let length: Int
+    let capacity: Int
+    let now: UInt64
+    var start = 4
+    let refs: [UnsafeMutablePointer<mp_record_ref>]
+    let verdicts: [UnsafeMutablePointer<UInt8>]
+    let credited: [UnsafeMutablePointer<UInt64>]
+    let counts: UnsafeMutablePointer<Int>
+    let creditedSums: UnsafeMutablePointer<UInt64>
+    let taken: UnsafeMutablePointer<Int>
+    let positions: UnsafeMutablePointer<Int>
+    let truncated: UnsafeMutablePointer<UInt64>
+
+    init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64) {
+        self.handle = handle
+        self.file = file
+        self.length = length
+        self.capacity = capacity
+        self.now = now
+        refs = (0..<shards).map { _ in .allocate(capacity: capacity) }
+        verdicts = (0..<shards).map { _ in .allocate(capacity: capacity) }
+        credited = (0..<shards).map { _ in .allocate(capacity: capacity) }
+        counts = .allocate(capacity: shards * 16)
+        creditedSums = .allocate(capacity: shards)
+        taken = .allocate(capacity: shards)
+        positions = .allocate(capacity: shards)
+        truncated = .allocate(capacity: shards)
+        truncated.initialize(repeating: UInt64.max, count: shards)
+    }
+
+    func deallocate() {
+        refs.forEach { $0.deallocate() }
+        verdicts.forEach { $0.deallocate() }
+        credited.forEach { $0.deallocate() }
+        counts.deallocate(); creditedSums.deallocate(); taken.deallocate(); positions.deallocate(); truncated.deallocate()
+    }
+
+    func run(shard: Int) {
+        var position = start
+        var count = 0
+        taken[shard] = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity, refs[shard],
+                                                  &count, &truncated[shard])
+        positions[shard] = position
+        let tally = counts + shard * 16
+        tally.initialize(repeating: 0, count: 16)
+        var sum: UInt64 = 0
+        if count > 0 {
+            mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
+            for i in 0..<count {
+                tally[Int(verdicts[shard][i] & 15)] += 1
+                sum &+= credited[shard][i]
+            }
+        }
+        creditedSums[shard] = sum
+    }
 }
