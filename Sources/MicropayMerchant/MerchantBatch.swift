@@ -107,8 +107,10 @@ extension Merchant {
                 summary.truncatedTailOffset = try verifier.verify(buffer, now: now) { window in
                     summary.add(window)
                     onWindow?(window)
-                    if let onProgress, window.count > 0 {
-                        onProgress(Int(window.starts[window.count - 1]) + window.bytes(window.count - 1).count)
+                    defer {
+                        if let onProgress, window.count > 0 {
+                            onProgress(Int(window.starts[window.count - 1]) + window.bytes(window.count - 1).count)
+                        }
                     }
                     guard watchGoods || onRecord != nil else { return }
                     for i in 0..<window.count {
@@ -193,9 +195,15 @@ extension Merchant {
     ) throws(MerchantError) -> BatchSummary {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .batchFile(error) }
+        // Each window's pages leave memory once it is done: resident memory
+        // is the ticket table and one window, not the file.
+        let progress: (Int) -> Void = { offset in
+            file.release(before: offset)
+            onProgress?(offset)
+        }
         return try file.withUnsafeBytes { (bytes) throws(MerchantError) -> BatchSummary in
             try verifyBatch(bytes, now: now, tag: tag, threads: threads, onRecord: onRecord, onWindow: onWindow,
-                            onProgress: onProgress)
+                            onProgress: progress)
         }
     }
 

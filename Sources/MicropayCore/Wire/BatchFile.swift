@@ -131,6 +131,22 @@ public final class MappedFile {
     /// The file's bytes, valid while `self` is alive.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
 
+    private var released = 0
+
+    /// Drops the mapped pages wholly before `offset` from this process's
+    /// memory: the file stays in the page cache, and a later read of those
+    /// bytes maps them again from it. A reader going through the file once
+    /// calls it as it goes, so that its resident memory stays one window,
+    /// whatever the file's size.
+    public func release(before offset: Int) {
+        guard let base else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let end = min(offset, length) / page * page
+        guard end > released else { return }
+        _ = madvise(base + released, end - released, MADV_DONTNEED)
+        released = end
+    }
+
     /// Runs `body` over the file's bytes, keeping the mapping alive meanwhile.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try withExtendedLifetime(self) { () throws(E) -> R in try body(bytes) }
