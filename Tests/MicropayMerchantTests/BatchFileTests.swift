@@ -1,6 +1,9 @@
 import Foundation
 import MicropayCore
+import MicropaySimulation
 import Testing
+
+@testable import MicropayMerchant
 
 @Suite("BatchFile (§10): magic, records, offsets, truncated tails")
 struct BatchFileTests {
@@ -85,5 +88,36 @@ struct BatchFileTests {
         let mapped = try MappedFile(path: path)
         #expect(Array(mapped.bytes) == writer.bytes)
         #expect(throws: BatchFileError.self) { try MappedFile(path: path + ".missing") }
+    }
+
+    @Test("released pages read back from the file unchanged; a windowed verification of a file sees every record")
+    func releasedPages() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("batch-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var writer = BatchFileWriter()
+        var rng = SplitMix64(seed: 3)
+        for n in 0..<3000 { try writer.append((0..<(1 + n % 90)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+        try writer.write(toFile: path)
+        let mapped = try MappedFile(path: path)
+        mapped.release(before: 4096 * 3 + 100)
+        mapped.release(before: 20_000)
+        #expect(Array(mapped.bytes) == writer.bytes)
+
+        // The merchant releases each window of a mapped file as it goes (windows of 37 records here).
+        let spec = BatchSpec(tickets: 30, payments: 3000, fraudRate: 0.05, seed: 8, mode: .mixed)
+        var bytes: [UInt8] = []
+        let generated = try BatchGenerator.generate(spec, keepVerdicts: true) { bytes.append(contentsOf: $0) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let merchant = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey,
+                                    store: MerchantStore())
+        merchant.batchWindowRecords = 37
+        var verdicts: [UInt8] = []
+        var progress: [Int] = []
+        let summary = try merchant.verifyBatch(file: path, now: spec.now, threads: 2,
+                                               onRecord: { verdicts.append($1.verdict.rawValue) },
+                                               onProgress: { progress.append($0) })
+        #expect(verdicts == generated.expectedVerdicts)
+        #expect(summary.credited == generated.expectation.credited)
+        #expect(progress.count > 80 && progress == progress.sorted() && progress.last == bytes.count)
     }
 }
