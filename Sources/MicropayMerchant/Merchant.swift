@@ -95,6 +95,10 @@ public final class Merchant {
                 }
                 guard meta["key_check"] == keyCheck else { throw MerchantError.wrongMerchantKey }
             } else {
+                // A new store does not start over the ticket log of one that was removed.
+                if let orphan = TicketLog.logFiles(storePath: store.path).first {
+                    throw MerchantError.ticketLog(path: orphan, "exists, but the store beside it is new: it belongs to a store that was removed. Move it away to start afresh")
+                }
                 try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('identity', ?), ('key_check', ?)",
                                arguments: [identity, keyCheck])
             }

@@ -110,16 +110,23 @@ final class TicketLog {
         .ticketLog(path: path ?? self.path(committed.generation), "\(operation): \(String(cString: strerror(errno)))")
     }
 
-    private func removeOtherGenerations() throws(MerchantError) {
-        guard let basePath else { return }
+    /// Every `<store>.tickets.<generation>` file beside the store at `basePath`
+    /// (for a store being created, any one of them outlived its own store,
+    /// and may be all that is left of its tickets).
+    static func logFiles(storePath basePath: String?) -> [String] {
+        guard let basePath else { return [] }
         let directory = (basePath as NSString).deletingLastPathComponent
         let prefix = (basePath as NSString).lastPathComponent + ".tickets."
-        let current = (path(committed.generation) as NSString).lastPathComponent
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
-        for name in names where name.hasPrefix(prefix) && name != current
-            && UInt64(name.dropFirst(prefix.count)) != nil {
-            unlink((directory as NSString).appendingPathComponent(name))
-        }
+        return names.filter { $0.hasPrefix(prefix) && UInt64($0.dropFirst(prefix.count)) != nil }
+            .map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    /// Files of generations the store does not name: a compaction that never
+    /// committed, or the old log after one that did.
+    private func removeOtherGenerations() throws(MerchantError) {
+        let current = (path(committed.generation) as NSString).lastPathComponent
+        for file in Self.logFiles(storePath: basePath) where (file as NSString).lastPathComponent != current { unlink(file) }
     }
 
     // MARK: - Reading

@@ -35,13 +35,19 @@ struct MerchantIdentity: ParsableArguments {
     func open(state path: String, threads: Int = Merchant.defaultThreads) throws -> Merchant {
         let key = try loadMerchantKey()
         let existed = FileManager.default.fileExists(atPath: path)
+        // A new state's ticket log; one already there belongs to someone else and stays.
+        let log = path + ".tickets.1"
+        let logExisted = FileManager.default.fileExists(atPath: log)
         do {
             let store = try merchantCall("\(path)") { () throws(MerchantError) in try MerchantStore(path: path) }
             return try merchantCall("\(path)") { () throws(MerchantError) in
                 try Merchant(bankID: bankID, merchant: merchant, merchantKey: key, store: store, threads: threads)
             }
         } catch {
-            if !existed { removeDatabase(path) }
+            if !existed {
+                removeDatabase(path)
+                if !logExisted { unlink(log) }
+            }
             throw error
         }
     }

@@ -229,6 +229,27 @@ struct TicketLogTests {
         }
     }
 
+    @Test("a new store does not start over the ticket log of a store that was removed")
+    func orphanedLog() throws {
+        let (batch, key) = try Self.generated()
+        let path = TemporaryStorePath("log-orphan")
+        defer { path.cleanUp() }
+        _ = try Self.verifiedStore(path.path, key: key, batch: batch)
+        let log = path.path + ".tickets.1"
+        let before = try Data(contentsOf: URL(fileURLWithPath: log))
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path.path + suffix) }
+        for attempt in 1...2 {  // the refused attempt must not leave a store that the next one trusts
+            do {
+                _ = try Self.open(path.path, key: key)
+                Issue.record("attempt \(attempt): a new store opened over an orphaned log")
+            } catch let error as MerchantError {
+                guard case .ticketLog(_, let message) = error else { Issue.record("\(error)"); return }
+                #expect(message.contains("store beside it is new"))
+            }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == before)
+        }
+    }
+
     @Test("a second merchant on the same store is refused while the first has it open")
     func oneWriter() throws {
         let (batch, key) = try Self.generated()

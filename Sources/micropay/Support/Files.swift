@@ -188,7 +188,7 @@ final class StreamingOutput {
 /// Removes an SQLite database and its WAL companions (a state file this
 /// command created and must not leave behind after a failure).
 func removeDatabase(_ path: String) {
-    for suffix in ["", "-wal", "-shm", "-journal", ".tickets.1"] { unlink(path + suffix) }
+    for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
 }
 
 /// The current Unix time in seconds.
