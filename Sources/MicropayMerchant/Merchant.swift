@@ -51,6 +51,11 @@ public final class Merchant {
     /// Wraps goods keys at rest; HMAC(K_M, a local label), never on the wire.
     let storageKey: SecretKey
     let ticketLog: TicketLog
+    /// Held for the merchant's life: nil for a store in memory.
+    let storeLock: StoreLock?
+    /// Set when reloading the store after a failure failed too: memory no
+    /// longer matches the store, so every later change is refused with it.
+    private(set) var unusable: MerchantError?
     /// Tuning: the ticket log is rewritten (compacted) once it is larger than
     /// twice what its tickets need plus this many bytes.
     public var ticketLogCompactionFloor = 64 << 20
@@ -81,6 +86,7 @@ public final class Merchant {
         let logKey = Self.localKey(local, label: "micropay merchant store: ticket log v1")
         let check = Array("micropay merchant store: key check v1".utf8).withUnsafeBytes { local.hmac($0) }
         let keyCheck = Data(check.bytes.prefix(16))
+        storeLock = try StoreLock(storePath: store.path)
         let logPosition = try store.write { db in
             let meta = try Dictionary(
                 uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta").map {
@@ -130,9 +136,10 @@ public final class Merchant {
         newPurchases = []
         let table = newTable(threads: verifierThreads)
         table.reserve(tickets: ticketLog.committed.tickets)
-        try ticketLog.replay(threads: verifierThreads) { (records) throws(MerchantError) in
+        try ticketLog.replay(threads: verifierThreads) { (records, segment) throws(MerchantError) in
             if let offset = table.replayLog(records) {
-                throw .ticketLog(path: store.path ?? "memory", "record \(offset) of a segment does not fit the tickets before it")
+                throw .ticketLog(path: store.path ?? "memory",
+                                 "the record at byte \(offset) of the segment at \(segment) does not fit the tickets before it")
             }
         }
         batchVerifier = table
@@ -238,6 +245,7 @@ public final class Merchant {
 
     /// Judges one record (§7.2) at `now` and commits any change before returning.
     public func verify(_ record: UnsafeRawBufferPointer, now: UInt64) throws(MerchantError) -> RecordOutcome {
+        try checkUsable()
         willChangeEntries()
         let outcome = judge(record, now: now)
         try commit(log: nil)
@@ -385,6 +393,7 @@ public final class Merchant {
     func commit(
         log: BatchSummary?, tag: String = "", now: UInt64 = 0, also: ((Database) throws -> Void)? = nil
     ) throws(MerchantError) {
+        try checkUsable()
         let fromTable = batchVerifier.map { $0.changeCount > 0 } ?? false
         guard fromTable || !dirty.isEmpty || !newPurchases.isEmpty || log != nil || also != nil else { return }
         do throws(MerchantError) {
@@ -424,7 +433,7 @@ public final class Merchant {
             ticketLog.commit(position)
         } catch {
             ticketLog.abandon()
-            try? load()
+            reloadAfterFailure()
             throw error
         }
         batchVerifier?.clearChanges()
@@ -434,14 +443,34 @@ public final class Merchant {
         }
         dirty.removeAll(keepingCapacity: true)
         newPurchases.removeAll()
-        try compactTicketLogIfLarge()
+        // The commit is durable: a compaction that fails changes nothing, and
+        // is tried again after the next commit.
+        try? compactTicketLogIfLarge()
+    }
+
+    /// Throws the failure that left this merchant unusable, if any.
+    func checkUsable() throws(MerchantError) {
+        if let unusable { throw unusable }
+    }
+
+    /// After a failure, memory goes back to what the store holds. If even
+    /// that fails, the merchant refuses every later change rather than
+    /// write from a state it does not know.
+    func reloadAfterFailure() {
+        do {
+            try load()
+        } catch {
+            unusable = error
+        }
     }
 
     /// Entries as log records: a body for the new ones (or all), progress for all.
     private static func writeEntries<S: Sequence>(
         _ entries: S, allBodies: Bool, to writer: TicketLog.Writer
     ) throws(MerchantError) where S.Element == TicketEntry {
+        // Room for a whole piece: growing would free copies of the keys unzeroed.
         var records: [UInt8] = []
+        records.reserveCapacity((1 << 16) + BatchVerifier.logBytesPerTicketMax)
         defer { records.withUnsafeMutableBytes { Engine.zero($0) } }
         for e in entries {
             e.progress.appendLogRecords(withBody: allBodies || e.isNew, to: &records)

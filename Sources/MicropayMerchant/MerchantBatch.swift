@@ -90,6 +90,7 @@ extension Merchant {
         onWindow: ((BatchVerifier.Window) -> Void)? = nil,
         onProgress: ((Int) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
+        try checkUsable()
         do { _ = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
         let verifier = preparedVerifier(threads: max(1, threads))
         verifierThreads = verifier.threads
@@ -125,7 +126,7 @@ extension Merchant {
             }
         } catch {
             // The table may have run part of the batch: back to what is stored.
-            try? load()
+            reloadAfterFailure()
             throw .batchFile(error)
         }
         summary.verifySeconds = seconds(ContinuousClock.now - started)
@@ -172,6 +173,7 @@ extension Merchant {
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "",
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil
     ) throws(MerchantError) -> BatchSummary {
+        try checkUsable()
         willChangeEntries()
         var reader: BatchFileReader
         do { reader = try BatchFileReader(buffer) } catch { throw .batchFile(error) }

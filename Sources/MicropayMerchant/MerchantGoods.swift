@@ -17,6 +17,7 @@ extension Merchant {
     /// registers the item. An order carrying the stream's `item` and crediting
     /// at least `price` buys it.
     public func sealGoods(itemNumber: UInt64, content: [UInt8], chunk: UInt32, price: UInt64 = 0) throws(MerchantError) -> GoodsStream {
+        try checkUsable()
         guard chunk >= 1 else { throw .goods(.invalidField(.goodsStream, field: "chunk", reason: "must be at least 1")) }
         let goodsKey = random.secretKey()
         let itemNonce: Bytes16 = random.bytes()
@@ -32,6 +33,7 @@ extension Merchant {
 
     /// Registers a stream sealed elsewhere, after checking that `goodsKey` opens it.
     public func registerGoods(_ stream: GoodsStream, goodsKey: SecretKey, price: UInt64 = 0) throws(MerchantError) {
+        try checkUsable()
         guard stream.bankID == bankID else { throw .goods(.invalidField(.goodsStream, field: "bank_id", reason: "another bank")) }
         guard (try? stream.open(streamKey: stream.streamKey(goodsKey: goodsKey))) != nil else {
             throw .goodsKeyDoesNotOpenStream
@@ -74,6 +76,7 @@ extension Merchant {
     /// enc(K_CM) with a fresh nonce, only if an accepted order on that ticket
     /// bought that item.
     public func keyEnvelope(serial: UInt64, item: Bytes16) throws(MerchantError) -> KeyEnvelope {
+        try checkUsable()
         guard let ticket = tickets[serial] else { throw .unknownTicket(serial: serial) }
         guard let entry = goods[item] else { throw .unknownGoods(item: item) }
         guard try hasPurchased(serial: serial, item: item) else { throw .notPurchased(serial: serial, item: item) }
@@ -106,6 +109,7 @@ extension Merchant {
     /// it is accepted — or is the `duplicate` retry of one — and bought a
     /// registered item, returns that item's KeyEnvelope with it.
     public func purchase(_ order: [UInt8], now: UInt64) throws(MerchantError) -> (RecordOutcome, KeyEnvelope?) {
+        try checkUsable()
         let outcome = try verify(order, now: now)
         guard outcome.verdict == .accepted || outcome.verdict == .duplicate,
               order.count == PaymentOrder.byteCount, order[0] == WireKind.paymentOrder.rawValue,

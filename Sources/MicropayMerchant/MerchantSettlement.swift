@@ -25,6 +25,7 @@ extension Merchant {
     /// `batchID` nil picks one above every batch id used so far. With `now`,
     /// tickets past `expires + grace` are left out (the bank would answer `expired`).
     public func makeDeposit(batchID: UInt64? = nil, now: UInt64? = nil, grace: UInt64 = 86400) throws(MerchantError) -> Deposit? {
+        try checkUsable()
         if let batchID {
             let used = try store.read { db in
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM deposit WHERE batch_id = ?", arguments: [i64(batchID)]) ?? false
@@ -87,6 +88,7 @@ extension Merchant {
     /// digest, then records each claim's result and the settled positions,
     /// in one transaction. The same Receipt again changes nothing.
     public func applyReceipt(_ bytes: [UInt8]) throws(MerchantError) -> ReceiptOutcome {
+        try checkUsable()
         let receipt: Receipt
         do { receipt = try Receipt(decoding: bytes) } catch { throw .malformedReceipt(error) }
         guard receipt.hasValidTag(merchantMAC: merchantMAC) else { throw .receiptTagInvalid }

@@ -82,11 +82,6 @@ final class TicketLog {
         let path = path(committed.generation)
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .ticketLog(path: path, "open: \(String(cString: strerror(errno)))") }
-        // Two merchants appending to one log would interleave: the lock lives as long as the descriptor.
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw .ticketLog(path: path, "the store is in use by another process")
-        }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw io("fstat") }
         guard Int(info.st_size) >= committed.length else {
@@ -134,7 +129,9 @@ final class TicketLog {
     /// Hands the committed records to `body` in log order, a segment at a
     /// time, decrypting up to `threads` segments at once. Each piece is zeroed
     /// after `body` returns.
-    func replay(threads: Int, _ body: (UnsafeRawBufferPointer) throws(MerchantError) -> Void) throws(MerchantError) {
+    func replay(
+        threads: Int, _ body: (_ records: UnsafeRawBufferPointer, _ segmentOffset: Int) throws(MerchantError) -> Void
+    ) throws(MerchantError) {
         guard committed.length > 0 else { return }
         if basePath == nil {
             try withBytes(memory) { (bytes) throws(MerchantError) in try replay(bytes, threads: threads, body) }
@@ -153,7 +150,8 @@ final class TicketLog {
     }
 
     private func replay(
-        _ log: UnsafeRawBufferPointer, threads: Int, _ body: (UnsafeRawBufferPointer) throws(MerchantError) -> Void
+        _ log: UnsafeRawBufferPointer, threads: Int,
+        _ body: (_ records: UnsafeRawBufferPointer, _ segmentOffset: Int) throws(MerchantError) -> Void
     ) throws(MerchantError) {
         // Where each segment starts: the framing is in the clear.
         var starts: [Int] = []
@@ -176,15 +174,20 @@ final class TicketLog {
             let chunk = Array(starts[first..<min(starts.count, first + round)])
             let opened = UnsafeMutableBufferPointer<[UInt8]?>.allocate(capacity: chunk.count)
             opened.initialize(repeating: nil)
-            defer { opened.deinitialize(); opened.deallocate() }
+            defer {
+                // The plaintext holds session keys: zeroed in place, whether replayed or not.
+                for i in opened.indices { opened[i]?.withUnsafeMutableBytes { Engine.zero($0) } }
+                opened.deinitialize()
+                opened.deallocate()
+            }
             let slots = SendablePointer(opened)
             DispatchQueue.concurrentPerform(iterations: chunk.count) { i in
                 slots.pointer[i] = Self.openSegment(source.bytes, at: chunk[i], generation: generation, key: key)
             }
             for i in 0..<chunk.count {
-                guard var records = opened[i] else { throw corrupt(chunk[i], "a segment does not open under K_M") }
-                defer { records.withUnsafeMutableBytes { Engine.zero($0) } }
-                try withBytes(records, body)
+                guard let records = opened[i] else { throw corrupt(chunk[i], "a segment does not open under K_M") }
+                let start = chunk[i]
+                try withBytes(records) { (bytes) throws(MerchantError) in try body(bytes, start) }
             }
             first += chunk.count
         }
@@ -235,6 +238,8 @@ final class TicketLog {
 
         /// Adds records; whole records only, so a segment never splits one.
         func add<Records: Collection>(_ records: Records) throws(MerchantError) where Records.Element == UInt8 {
+            // A segment holds whole pieces: one larger than a segment would not replay.
+            precondition(records.count <= TicketLog.segmentBytes, "a piece of records larger than a segment")
             if buffer.count + records.count > TicketLog.segmentBytes { try flush() }
             buffer.append(contentsOf: records)
             if buffer.count >= TicketLog.segmentBytes { try flush() }
@@ -317,10 +322,6 @@ final class TicketLog {
         let newPath = path(generation)
         let newFD = open(newPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard newFD >= 0 else { throw io("create", path: newPath) }
-        guard flock(newFD, LOCK_EX | LOCK_NB) == 0 else {
-            close(newFD)
-            throw .ticketLog(path: newPath, "the store is in use by another process")
-        }
         do {
             let writer = Writer(log: self, generation: generation, fd: newFD, path: newPath, offset: 0)
             try fill(writer)
@@ -372,6 +373,28 @@ final class TicketLog {
         defer { close(dfd) }
         guard fsync(dfd) == 0 else { throw io("fsync directory", path: directory) }
     }
+}
+
+/// One merchant at a time on a store: an exclusive `flock` on
+/// `<store>.lock`, held for the merchant's life and taken before the store's
+/// meta row is read. (A lock on the log itself would move with every
+/// compaction, and a second merchant could lock a generation just replaced.)
+final class StoreLock {
+    private let fd: Int32
+
+    init?(storePath: String?) throws(MerchantError) {
+        guard let storePath else { return nil }
+        let path = storePath + ".lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .ticketLog(path: path, "open: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw .ticketLog(path: path, "the store is in use by another process")
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
 }
 
 /// `Array.withUnsafeBytes` rethrows untyped errors; this keeps them typed.

@@ -35,12 +35,12 @@ struct TemporaryStorePath {
             .appendingPathComponent("\(name)-\(UUID().uuidString).sqlite").path
     }
 
-    /// Removes the store, its WAL files and its ticket logs.
+    /// Removes the store, its WAL files, its lock and its ticket logs.
     func cleanUp() {
         let directory = (path as NSString).deletingLastPathComponent
         let logs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasPrefix((path as NSString).lastPathComponent + ".tickets.") }
-        for name in ["", "-wal", "-shm"].map({ path + $0 }) + logs.map({ (directory as NSString).appendingPathComponent($0) }) {
+        for name in ["", "-wal", "-shm", ".lock"].map({ path + $0 }) + logs.map({ (directory as NSString).appendingPathComponent($0) }) {
             try? FileManager.default.removeItem(atPath: name)
         }
     }

@@ -157,6 +157,34 @@ struct TicketLogTests {
         #expect(try firstFailure(wrongMode) == good.count)
     }
 
+    @Test("a long log with a bad record in it: every shard count finds the same first failure", arguments: [8, 150, 400])
+    func parallelReplayRefuses(badTicket: Int) throws {
+        let tickets = Self.randomTickets(600, seed: 17)
+        var records: [UInt8] = []
+        var starts: [Int] = []
+        for t in tickets {
+            starts.append(records.count)
+            t.appendLogRecords(withBody: true, to: &records)
+        }
+        #expect(records.count > 1 << 16, "long enough for the shards to replay in parallel")
+        var bad = records
+        bad[starts[badTicket]] = 7  // a kind that does not exist, mid-log
+        var expected: Int?
+        for shards in [1, 2, 3] {
+            let table = try Self.table(threads: shards)
+            let failure = bad.withUnsafeBytes { table.replayLog($0) }
+            #expect(failure == starts[badTicket], "\(shards) shards")
+            if shards == 1 { expected = failure } else { #expect(failure == expected) }
+        }
+        // A second body for a serial, which only its own shard sees.
+        var twice = records
+        tickets[badTicket].appendLogRecords(withBody: true, to: &twice)
+        for shards in [1, 2, 3] {
+            let table = try Self.table(threads: shards)
+            #expect(twice.withUnsafeBytes { table.replayLog($0) } == records.count, "\(shards) shards")
+        }
+    }
+
     // MARK: - The file
 
     static let spec = BatchSpec(tickets: 40, payments: 1500, fraudRate: 0.05, seed: 3, mode: .mixed)
@@ -248,6 +276,28 @@ struct TicketLogTests {
             }
             #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == before)
         }
+    }
+
+    @Test("a merchant that cannot reload its store after a failure refuses every later change")
+    func unusableAfterFailedReload() throws {
+        let (batch, key) = try Self.generated()
+        let path = TemporaryStorePath("log-unusable")
+        defer { path.cleanUp() }
+        _ = try Self.verifiedStore(path.path, key: key, batch: batch)
+        let merchant = try Self.open(path.path, key: key)
+        let log = path.path + ".tickets.1"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: log))
+        bytes[40] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: log))
+        merchant.reloadAfterFailure()  // what a failed commit does
+        #expect(merchant.unusable != nil)
+        #expect(throws: MerchantError.self) {
+            _ = try batch.withUnsafeBytes { buffer in
+                try Result { () throws(MerchantError) in try merchant.verifyBatch(buffer, now: Self.spec.now) }.get()
+            }
+        }
+        #expect(throws: MerchantError.self) { _ = try merchant.makeDeposit() }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == bytes, "nothing was written over the log")
     }
 
     @Test("a second merchant on the same store is refused while the first has it open")

@@ -185,10 +185,10 @@ final class StreamingOutput {
     }
 }
 
-/// Removes an SQLite database and its WAL companions (a state file this
-/// command created and must not leave behind after a failure).
+/// Removes an SQLite database, its WAL companions and its lock file (a state
+/// this command created and must not leave behind after a failure).
 func removeDatabase(_ path: String) {
-    for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] { unlink(path + suffix) }
 }
 
 /// The current Unix time in seconds.
