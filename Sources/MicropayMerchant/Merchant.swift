@@ -44,7 +44,7 @@ public final class Merchant {
     /// Shards of the table, and tuning for tests and benchmarks: records per
     /// verifier window, and a pinned lane kernel.
     var verifierThreads: Int
-    var batchWindowRecords = 1 << 18
+    var batchWindowRecords = BatchVerifier.defaultWindowRecords
     var batchLaneKernel: Engine.LaneKernel?
     /// MACKey(mac(K_M)): Deposit and Receipt tags.
     let merchantMAC: MACKey
