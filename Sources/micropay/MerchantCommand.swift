@@ -59,8 +59,9 @@ struct MerchantVerify: ParsableCommand {
         abstract: "Verify a batch file of tickets and payments (PROTOCOL.md §7, §10).",
         discussion: """
             Every record gets a verdict (§7.1), in file order, and verification goes
-            on after a bad one. With --state, the merchant's SQLite state is created
-            if missing, verification continues from what it holds, and the batch's
+            on after a bad one. With --state DB, the merchant's state is created if
+            missing (the SQLite file DB, its ticket log DB.tickets.N and its lock
+            DB.lock), verification continues from what it holds, and the batch's
             changes are committed in one transaction; without it, an empty state in
             memory is used. The batch file is mapped, not read into memory.
 
