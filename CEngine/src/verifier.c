@@ -7,6 +7,7 @@
  * order tags -- is independent and runs through the multi-lane kernels in one
  * call; the outcomes are then applied in order. The result is exactly that of
  * judging the records one by one. */
+#define _GNU_SOURCE /* mremap */
 #include <sodium.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -206,33 +207,70 @@ static inline void prefetch_slot(const shard *s, uint64_t serial) {
 }
 
 /* Grows a shard's arrays to hold at least `wanted` tickets (doubling, from 1024). */
+/* Moves an entry array to a larger mapping. On Linux mremap moves the pages
+ * themselves: nothing is copied, and no copy of a key is left behind in the
+ * old range; elsewhere the array is copied and the old one zeroed. */
+static void *table_grow(void *old, size_t old_bytes, size_t new_bytes) {
+#if defined(__linux__) && defined(MREMAP_MAYMOVE)
+    void *p = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (new_bytes >= (2u << 20)) (void)madvise(p, new_bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+#else
+    void *p = table_alloc(new_bytes);
+    if (p == NULL) return NULL;
+    memcpy(p, old, old_bytes);
+    sodium_memzero(old, old_bytes);
+    table_free(old, old_bytes);
+    return p;
+#endif
+}
+
 static int grow(shard *s, uint32_t wanted) {
     uint32_t capacity = s->capacity ? s->capacity * 2 : 1024;
     while (capacity < wanted) capacity *= 2;
     size_t slots = (size_t)capacity * 2; /* load factor at most 1/2 */
-    shard next = *s;
-    next.capacity = capacity;
-    next.hot = table_alloc(sizeof(hot_entry) * capacity);
-    next.order = table_alloc(sizeof(order_entry) * capacity);
-    next.cold = table_alloc(sizeof(cold_entry) * capacity);
-    next.slot_serial = table_alloc(sizeof(uint64_t) * slots);
-    next.slot_index = table_alloc(sizeof(uint32_t) * slots);
-    if (!next.hot || !next.order || !next.cold || !next.slot_serial || !next.slot_index) {
-        next.count = 0;
-        free_arrays(&next);
+    uint64_t *slot_serial = table_alloc(sizeof(uint64_t) * slots);
+    uint32_t *slot_index = table_alloc(sizeof(uint32_t) * slots);
+    if (!slot_serial || !slot_index) {
+        if (slot_serial) table_free(slot_serial, sizeof(uint64_t) * slots);
+        if (slot_index) table_free(slot_index, sizeof(uint32_t) * slots);
         return 0;
     }
-    if (s->count) {
-        memcpy(next.hot, s->hot, sizeof(hot_entry) * s->count);
-        memcpy(next.cold, s->cold, sizeof(cold_entry) * s->count);
-        for (uint32_t e = 0; e < s->count; e++) {
-            if (s->hot[e].chain_len == 0) next.order[e] = s->order[e];
+    if (s->capacity == 0) {
+        s->hot = table_alloc(sizeof(hot_entry) * capacity);
+        s->order = table_alloc(sizeof(order_entry) * capacity);
+        s->cold = table_alloc(sizeof(cold_entry) * capacity);
+        if (!s->hot || !s->order || !s->cold) {
+            if (s->hot) table_free(s->hot, sizeof(hot_entry) * capacity);
+            if (s->order) table_free(s->order, sizeof(order_entry) * capacity);
+            if (s->cold) table_free(s->cold, sizeof(cold_entry) * capacity);
+            s->hot = NULL; s->order = NULL; s->cold = NULL;
+            table_free(slot_serial, sizeof(uint64_t) * slots);
+            table_free(slot_index, sizeof(uint32_t) * slots);
+            return 0;
         }
-        zero_secrets(s);
+    } else {
+        hot_entry *hot = table_grow(s->hot, sizeof(hot_entry) * s->capacity, sizeof(hot_entry) * capacity);
+        if (hot == NULL) {
+            table_free(slot_serial, sizeof(uint64_t) * slots);
+            table_free(slot_index, sizeof(uint32_t) * slots);
+            return 0;
+        }
+        s->hot = hot;
+        s->order = table_grow(s->order, sizeof(order_entry) * s->capacity, sizeof(order_entry) * capacity);
+        s->cold = table_grow(s->cold, sizeof(cold_entry) * s->capacity, sizeof(cold_entry) * capacity);
+        /* out of memory with the table half moved: it cannot go on, nor lose a ticket silently */
+        if (s->order == NULL || s->cold == NULL) abort();
+        table_free(s->slot_serial, sizeof(uint64_t) * (size_t)s->capacity * 2);
+        table_free(s->slot_index, sizeof(uint32_t) * (size_t)s->capacity * 2);
     }
-    if (s->capacity) free_arrays(s);
-    next.slot_mask = (uint32_t)(slots - 1);
-    *s = next;
+    s->capacity = capacity;
+    s->slot_serial = slot_serial;
+    s->slot_index = slot_index;
+    s->slot_mask = (uint32_t)(slots - 1);
     for (uint32_t e = 0; e < s->count; e++) {
         uint32_t i = (uint32_t)(mix(s->hot[e].serial) >> 32) & s->slot_mask;
         while (s->slot_index[i] != 0) i = (i + 1) & s->slot_mask;
