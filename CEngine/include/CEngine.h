@@ -252,8 +252,6 @@ void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t
 
 /* Tickets changed since the last mp_verifier_clear_dirty, over all shards. */
 size_t mp_verifier_dirty_count(const mp_verifier *verifier);
-/* Writes up to `capacity` changed tickets; returns how many. */
-size_t mp_verifier_export_dirty(const mp_verifier *verifier, mp_ticket_export *out, size_t capacity);
 void mp_verifier_clear_dirty(mp_verifier *verifier);
 
 /* The tickets of one shard, by index: how a caller walks the whole table. */

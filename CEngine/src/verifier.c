@@ -9,7 +9,6 @@
  * judging the records one by one. */
 #define _GNU_SOURCE /* mremap */
 #include <sodium.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -732,33 +731,37 @@ void mp_verifier_run(mp_verifier *v, uint32_t partition, const uint8_t *base, co
 
 /* ---- reading batch files (PROTOCOL §10) ---- */
 
+/* The record at *pos of a batch file: its bytes (their length in *len), with
+ * *pos moved past it; NULL at the end, or at a final record cut short, whose
+ * offset goes to *truncated_at (and *pos to the end). */
+static inline const uint8_t *next_record(const uint8_t *file, size_t length, size_t *pos, size_t *len,
+                                         uint64_t *truncated_at) {
+    if (*pos >= length) return NULL;
+    if (length - *pos < 2 || (*len = ((size_t)file[*pos] << 8) | file[*pos + 1]) > length - *pos - 2) {
+        *truncated_at = *pos;
+        *pos = length;
+        return NULL;
+    }
+    const uint8_t *r = file + *pos + 2;
+    *pos += 2 + *len;
+    return r;
+}
+
 size_t mp_verifier_scan(const mp_verifier *v, const uint8_t *file, size_t length, size_t *position, size_t max,
                         mp_record_ref *const *shard_refs, size_t *shard_counts, uint8_t *record_shard,
                         uint64_t *record_start, uint64_t *truncated_at) {
-    size_t pos = *position, n = 0;
+    size_t pos = *position, n = 0, len;
+    const uint8_t *r;
     for (uint32_t p = 0; p < v->partitions; p++) shard_counts[p] = 0;
-    while (n < max && pos < length) {
-        if (length - pos < 2) {
-            *truncated_at = pos;
-            pos = length;
-            break;
-        }
-        size_t len = ((size_t)file[pos] << 8) | file[pos + 1];
-        if (len > length - pos - 2) {
-            *truncated_at = pos;
-            pos = length;
-            break;
-        }
-        const uint8_t *r = file + pos + 2;
+    while (n < max && (r = next_record(file, length, &pos, &len, truncated_at)) != NULL) {
         uint32_t p = v->partitions == 1 ? 0 : mp_verifier_partition_of_record(v, r, len);
         size_t k = shard_counts[p]++;
-        shard_refs[p][k].offset = pos + 2;
+        shard_refs[p][k].offset = (uint64_t)(r - file);
         shard_refs[p][k].length = (uint32_t)len;
         shard_refs[p][k].slot = (uint32_t)k;
         record_shard[n] = (uint8_t)p;
-        record_start[n] = pos + 2;
+        record_start[n] = (uint64_t)(r - file);
         n++;
-        pos += 2 + len;
     }
     *position = pos;
     return n;
@@ -767,28 +770,16 @@ size_t mp_verifier_scan(const mp_verifier *v, const uint8_t *file, size_t length
 size_t mp_verifier_scan_partition(const mp_verifier *v, uint32_t partition, const uint8_t *file, size_t length,
                                   size_t *position, size_t max, mp_record_ref *refs, size_t *count,
                                   uint64_t *truncated_at) {
-    size_t pos = *position, n = 0, k = 0;
-    while (n < max && pos < length) {
-        if (length - pos < 2) {
-            *truncated_at = pos;
-            pos = length;
-            break;
-        }
-        size_t len = ((size_t)file[pos] << 8) | file[pos + 1];
-        if (len > length - pos - 2) {
-            *truncated_at = pos;
-            pos = length;
-            break;
-        }
-        const uint8_t *r = file + pos + 2;
+    size_t pos = *position, n = 0, k = 0, len;
+    const uint8_t *r;
+    while (n < max && (r = next_record(file, length, &pos, &len, truncated_at)) != NULL) {
         if (v->partitions == 1 || mp_verifier_partition_of_record(v, r, len) == partition) {
-            refs[k].offset = pos + 2;
+            refs[k].offset = (uint64_t)(r - file);
             refs[k].length = (uint32_t)len;
             refs[k].slot = (uint32_t)k;
             k++;
         }
         n++;
-        pos += 2 + len;
     }
     *position = pos;
     *count = k;
@@ -814,9 +805,10 @@ size_t mp_verifier_dirty_count(const mp_verifier *v) {
     return n;
 }
 
+/* A ticket as exported. A chain ticket's order entry is never read (its
+ * pages need not exist): its last_order comes out zero. */
 static void export_entry(const shard *s, uint32_t e, mp_ticket_export *t) {
     const hot_entry *h = &s->hot[e];
-    const order_entry *o = &s->order[e];
     const cold_entry *c = &s->cold[e];
     t->serial = h->serial;
     t->customer = c->customer;
@@ -838,16 +830,11 @@ static void export_entry(const shard *s, uint32_t e, mp_ticket_export *t) {
     memcpy(t->root, c->root, 32);
     memcpy(t->last_word, h->last_word, 32);
     memcpy(t->session_key, c->session_key, 32);
-    memcpy(t->last_order, o->last_order, 76);
-}
-
-size_t mp_verifier_export_dirty(const mp_verifier *v, mp_ticket_export *out, size_t capacity) {
-    size_t n = 0;
-    for (uint32_t p = 0; p < v->partitions; p++) {
-        const shard *s = &v->shards[p];
-        for (uint32_t d = 0; d < s->dirty_count && n < capacity; d++) export_entry(s, s->dirty[d], &out[n++]);
+    if (h->chain_len == 0) {
+        memcpy(t->last_order, s->order[e].last_order, 76);
+    } else {
+        memset(t->last_order, 0, 76);
     }
-    return n;
 }
 
 size_t mp_verifier_partition_count(const mp_verifier *v, uint32_t partition) {
@@ -915,33 +902,10 @@ size_t mp_log_encode(const mp_ticket_export *t, int with_body, uint8_t *out) {
     return n;
 }
 
-/* One ticket's records, straight from the table: a chain ticket's order
- * entry is never read (its pages need not exist). */
+/* One ticket's records, straight from the table. */
 static size_t encode_entry(const shard *s, uint32_t e, int with_body, uint8_t *out) {
-    const hot_entry *h = &s->hot[e];
-    const cold_entry *c = &s->cold[e];
     mp_ticket_export t;
-    memset(&t, 0, offsetof(mp_ticket_export, chain_id));
-    t.serial = h->serial;
-    t.customer = c->customer;
-    t.limit = h->limit;
-    t.unit = h->unit;
-    t.issued = c->issued;
-    t.expires = h->expires;
-    t.credited = h->credited;
-    t.last_cumulative = h->last_cumulative;
-    t.settled_amount = c->settled_amount;
-    t.claimed = c->claimed;
-    t.settled = c->settled;
-    t.chain_len = h->chain_len;
-    t.last = h->last;
-    t.last_seq = h->last_seq;
-    t.has_last_order = (h->flags & F_HAS_ORDER) != 0;
-    memcpy(t.chain_id, h->chain_id, 12);
-    memcpy(t.root, c->root, 32);
-    memcpy(t.last_word, h->last_word, 32);
-    memcpy(t.session_key, c->session_key, 32);
-    if (h->chain_len == 0) memcpy(t.last_order, s->order[e].last_order, 76);
+    export_entry(s, e, &t);
     size_t n = mp_log_encode(&t, with_body, out);
     sodium_memzero(t.session_key, sizeof t.session_key);
     return n;
