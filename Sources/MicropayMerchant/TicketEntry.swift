@@ -39,20 +39,9 @@ final class TicketEntry {
     /// §5.1: chain mode exactly when `chain_len ≥ 1`.
     var isChainMode: Bool { chainLength > 0 }
 
-    /// A ticket just registered from its opened body.
-    init(serial: UInt64, body: TicketBody) {
-        self.serial = serial
-        customer = body.customer
-        limit = body.limit
-        unit = body.unit
-        chainLength = body.chainLength
-        chainID = body.chainID
-        issued = body.issued
-        expires = body.expires
-        root = body.root
-        sessionKey = body.sessionKey
-        sessionMAC = body.chainLength == 0 ? MACKey(macOf: body.sessionKey) : nil
-        lastWord = body.root
+    /// A ticket just registered from its opened body: new to the log.
+    convenience init(serial: UInt64, body: TicketBody) {
+        self.init(TicketProgress(serial: serial, body: body))
         isNew = true
     }
 

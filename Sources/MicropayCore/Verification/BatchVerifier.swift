@@ -293,8 +293,7 @@ public final class BatchVerifier: @unchecked Sendable {
             chainID: chainID, issued: e.issued, expires: e.expires, root: root, sessionKey: sessionKey,
             last: e.last, lastWord: lastWord, lastSeq: e.last_seq, lastCumulative: e.last_cumulative,
             lastOrder: lastOrder, credited: e.credited,
-            claimed: e.claimed, settled: e.settled, settledAmount: e.settled_amount,
-            registeredAt: e.registered_at == UInt64.max ? nil : Int(e.registered_at))
+            claimed: e.claimed, settled: e.settled, settledAmount: e.settled_amount)
     }
 }
 

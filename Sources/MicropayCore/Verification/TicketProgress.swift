@@ -1,4 +1,5 @@
 internal import CEngine
+
 /// A registered ticket's opened body and the merchant's progress on it: what
 /// the batch verifier's table holds, and what moves between it and a store.
 public struct TicketProgress: Sendable {
@@ -24,23 +25,27 @@ public struct TicketProgress: Sendable {
     public var claimed: UInt32
     public var settled: UInt32
     public var settledAmount: UInt64
-    /// Where in the last verified buffer the Ticket record that registered it
-    /// starts (its bytes), if it was registered by that run.
-    public var registeredAt: Int?
 
     public init(
         serial: UInt64, customer: UInt64, limit: UInt64, unit: UInt64, chainLength: UInt32, chainID: Bytes12,
         issued: UInt64, expires: UInt64, root: Bytes32, sessionKey: SecretKey,
         last: UInt32 = 0, lastWord: Bytes32? = nil, lastSeq: UInt32 = 0, lastCumulative: UInt64 = 0,
         lastOrder: [UInt8]? = nil, credited: UInt64 = 0, claimed: UInt32 = 0, settled: UInt32 = 0,
-        settledAmount: UInt64 = 0, registeredAt: Int? = nil
+        settledAmount: UInt64 = 0
     ) {
         self.serial = serial; self.customer = customer; self.limit = limit; self.unit = unit
         self.chainLength = chainLength; self.chainID = chainID; self.issued = issued; self.expires = expires
         self.root = root; self.sessionKey = sessionKey; self.last = last; self.lastWord = lastWord ?? root
         self.lastSeq = lastSeq; self.lastCumulative = lastCumulative; self.lastOrder = lastOrder
         self.credited = credited; self.claimed = claimed; self.settled = settled
-        self.settledAmount = settledAmount; self.registeredAt = registeredAt
+        self.settledAmount = settledAmount
+    }
+
+    /// A ticket just opened, with no progress yet.
+    public init(serial: UInt64, body: TicketBody) {
+        self.init(serial: serial, customer: body.customer, limit: body.limit, unit: body.unit,
+                  chainLength: body.chainLength, chainID: body.chainID, issued: body.issued, expires: body.expires,
+                  root: body.root, sessionKey: body.sessionKey)
     }
 }
 
