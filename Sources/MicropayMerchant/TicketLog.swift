@@ -249,15 +249,15 @@ final class TicketLog {
             guard !buffer.isEmpty else { return }
             let nonce: Bytes24 = SystemRandom().bytes()
             let ad = TicketLog.associatedData(generation: generation, offset: offset, length: buffer.count)
-            var segment = nonce.withUnsafeBytes { Array($0) } + withUnsafeBytes(of: UInt32(buffer.count).bigEndian) { Array($0) }
-            buffer.withUnsafeBytes { records in
-                ad.withUnsafeBytes { ad in
-                    segment += XChaCha20Poly1305.seal(records, associatedData: ad, nonce: nonce, key: log.key)
-                }
+            let header = nonce.withUnsafeBytes { Array($0) } + withUnsafeBytes(of: UInt32(buffer.count).bigEndian) { Array($0) }
+            let sealed = buffer.withUnsafeBytes { records in
+                ad.withUnsafeBytes { ad in XChaCha20Poly1305.seal(records, associatedData: ad, nonce: nonce, key: log.key) }
             }
             buffer.withUnsafeMutableBytes { Engine.zero($0) }
             buffer.removeAll(keepingCapacity: true)
-            try write(segment)
+            // Header and ciphertext written one after the other: the megabyte is not copied again.
+            try write(header)
+            try write(sealed)
         }
 
         private func write(_ bytes: [UInt8]) throws(MerchantError) {
