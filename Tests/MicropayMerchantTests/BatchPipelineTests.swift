@@ -69,11 +69,8 @@ struct BatchPipelineTests {
                 if batchNumber == 3 { try writer.appendRaw([0x00]) }  // a cut tail
                 try Self.verify(fast, writer.bytes, now: now, sequential: false, threads: threads, into: &fastRun)
                 try Self.verify(slow, writer.bytes, now: now, sequential: true, threads: 1, into: &slowRun)
-                countingSummaries.append(try writer.bytes.withUnsafeBytes { buffer in
-                    try Result { () throws(MerchantError) in
-                        try counting.verifyBatch(buffer, now: now, threads: threads, onProgress: { progress.append($0) })
-                    }.get()
-                })
+                countingSummaries.append(try counting.verifyBatch(bytes: writer.bytes, now: now, threads: threads,
+                                                                  onProgress: { progress.append($0) }))
                 #expect(progress.last == writer.bytes.count, "the last window reaches the end of the file")
             }
             #expect(fastRun == slowRun, "kernel \(kernel), \(threads) threads, window \(window), seed \(seed)")
@@ -121,7 +118,7 @@ struct BatchPipelineTests {
         do {
             let merchant = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey,
                                         store: try MerchantStore(path: path.path))
-            _ = try first.withUnsafeBytes { buffer in try Result { () throws(MerchantError) in try merchant.verifyBatch(buffer, now: spec.now, threads: 2) }.get() }
+            _ = try merchant.verifyBatch(bytes: first, now: spec.now, threads: 2)
         }
         let reopened = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey,
                                     store: try MerchantStore(path: path.path))

@@ -66,3 +66,16 @@ func makeVectorMerchant(store: MerchantStore, random: any RandomSource = SystemR
     try Merchant(bankID: Vectors.bankID, merchant: Vectors.merchant, merchantKey: Vectors.merchantKey,
                  store: store, random: random)
 }
+
+extension Merchant {
+    /// `verifyBatch` over the bytes of an array (tests).
+    func verifyBatch(
+        bytes: [UInt8], now: UInt64, threads: Int = Merchant.defaultThreads, onProgress: ((Int) -> Void)? = nil
+    ) throws -> BatchSummary {
+        try bytes.withUnsafeBytes { buffer in
+            try Result { () throws(MerchantError) in
+                try verifyBatch(buffer, now: now, threads: threads, onProgress: onProgress)
+            }.get()
+        }
+    }
+}

@@ -209,9 +209,7 @@ struct TicketLogTests {
     /// A store at `path` after the generated batch, and the states it must give back.
     static func verifiedStore(_ path: String, key: SecretKey, batch: [UInt8]) throws -> [TicketState] {
         let merchant = try open(path, key: key)
-        _ = try batch.withUnsafeBytes { buffer in
-            try Result { () throws(MerchantError) in try merchant.verifyBatch(buffer, now: spec.now, threads: 2) }.get()
-        }
+        _ = try merchant.verifyBatch(bytes: batch, now: spec.now, threads: 2)
         #expect(merchant.ticketCount == spec.tickets)
         return merchant.ticketStates
     }
@@ -292,9 +290,7 @@ struct TicketLogTests {
         merchant.reloadAfterFailure()  // what a failed commit does
         #expect(merchant.unusable != nil)
         #expect(throws: MerchantError.self) {
-            _ = try batch.withUnsafeBytes { buffer in
-                try Result { () throws(MerchantError) in try merchant.verifyBatch(buffer, now: Self.spec.now) }.get()
-            }
+            _ = try merchant.verifyBatch(bytes: batch, now: Self.spec.now)
         }
         #expect(throws: MerchantError.self) { _ = try merchant.makeDeposit() }
         #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == bytes, "nothing was written over the log")
@@ -334,9 +330,7 @@ struct TicketLogTests {
                 for record in world.nextRecord() { try writer.append(record); count += 1 }
             }
             for m in [merchant!, reference] {
-                _ = try writer.bytes.withUnsafeBytes { buffer in
-                    try Result { () throws(MerchantError) in try m.verifyBatch(buffer, now: now, threads: 2) }.get()
-                }
+                _ = try m.verifyBatch(bytes: writer.bytes, now: now, threads: 2)
                 // A Deposit changes every ticket with a new claim: a commit from the entries.
                 _ = try m.makeDeposit(batchID: UInt64(round + 1))
             }
