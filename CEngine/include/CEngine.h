@@ -160,9 +160,10 @@ mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, size_t count,
 /* The merchant's ticket table and the hot path of batch verification. Tickets
  * live in `partitions` shards chosen by serial, so one thread per shard
  * verifies its records with no locks: verdicts depend only on the records of
- * the same serial, in file order. Within a shard, records are taken in waves
- * in which no serial repeats, so a wave's hashing is independent and goes
- * through the multi-lane kernels many lanes at a time. */
+ * the same serial, in file order. Within a shard, a chunk's hashing is lined
+ * up for the multi-lane kernels at once, each chain walk guessing that the
+ * serial's previous payment is accepted, and the verdicts then applied in
+ * file order, walking again only where a guess failed. */
 typedef struct mp_verifier mp_verifier;
 
 /* A ticket's opened body and the merchant's progress on it. */

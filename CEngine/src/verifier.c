@@ -1,12 +1,8 @@
 /* The merchant's batch verifier: a compact ticket table sharded by serial and
- * the §7 check order over groups of records in which no serial repeats.
- *
- * Records are taken in waves in which no serial repeats (see mp_verifier_run),
- * so within a group every record's state checks read a state no other record
- * of the group will change, and the hashing of all of them -- chain walks,
- * order tags -- is independent and runs through the multi-lane kernels in one
- * call; the outcomes are then applied in order. The result is exactly that of
- * judging the records one by one. */
+ * the §7 check order over a shard's records, a chunk at a time: the chunk's
+ * hashing -- chain walks, order tags -- goes through the multi-lane kernels
+ * in one call, then the verdicts are applied in file order (see run_chunk).
+ * The result is exactly that of judging the records one by one. */
 #define _GNU_SOURCE /* mremap */
 #include <sodium.h>
 #include <stdlib.h>
@@ -14,7 +10,6 @@
 
 #include "internal.h"
 
-#define GROUP_MAX 1024
 #define MAX_GAP 4096
 #define NO_ENTRY UINT32_MAX
 #define LOOKAHEAD 16
@@ -32,13 +27,13 @@ typedef struct hot_entry {
     uint32_t chain_len;
     uint32_t last;
     uint32_t last_seq;
-    uint32_t pad0;
+    uint32_t accepted; /* the record of the current chunk last accepted (NO_REC: none yet) */
     uint8_t flags;
     uint8_t chain_id[12];
     uint8_t pad[3];
     uint8_t last_word[32];
-    uint32_t rank;     /* records of this serial seen so far in the current run */
-    uint32_t rank_run; /* the run `rank` belongs to */
+    uint32_t spec;     /* the record of the current chunk a chain walk was last guessed to end at */
+    uint32_t stamp;    /* the chunk `spec` and `accepted` belong to */
 } __attribute__((aligned(64))) hot_entry;
 
 _Static_assert(sizeof(hot_entry) == 128, "two cache lines");
@@ -71,8 +66,8 @@ typedef struct shard {
     uint32_t slot_mask;
     uint32_t *dirty;
     uint32_t dirty_count, dirty_capacity;
-    uint32_t run; /* runs so far, for the per-run serial counters */
-    struct wave_scratch *scratch; /* allocated on first use, kept: no allocation per chunk */
+    uint32_t run; /* chunks so far, for the entries' stamps */
+    struct chunk_scratch *scratch; /* allocated on first use, kept: no allocation per chunk */
 } shard;
 
 struct mp_verifier {
@@ -354,46 +349,31 @@ mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
 
 /* ---- verification ---- */
 
-enum job { J_DONE, J_TICKET, J_CHAIN, J_ORDER };
+/* What pass 3 does with a record: nothing (its verdict needed no state), the
+ * §7 checks alone, or the checks with a lane's result. */
+enum job { J_DONE, J_APPLY, J_CHAIN, J_ORDER };
 
-typedef struct group {
-    uint32_t n;
-    uint8_t job[GROUP_MAX];
-    uint32_t entry[GROUP_MAX];
-    uint32_t lane[GROUP_MAX]; /* index into the chain or order arrays */
-    const uint8_t *rec[GROUP_MAX];
-    uint32_t slot[GROUP_MAX];
-    uint64_t offset[GROUP_MAX];
+#define CHUNK 1024
+#define NO_REC UINT32_MAX
+
+/* The per-chunk arrays of run_chunk, kept by the shard: no allocation per chunk. */
+typedef struct chunk_scratch {
+    uint32_t entry[CHUNK];
+    uint8_t job[CHUNK];
+    uint32_t lane[CHUNK]; /* index into the chain or order arrays */
+    uint32_t base[CHUNK]; /* a chain walk's end: a record of the chunk, or NO_REC: the ticket's state */
     /* chain walks, struct of arrays for the kernels */
-    uint32_t chains;
-    uint8_t chain_ids[12 * GROUP_MAX];
-    uint32_t index[GROUP_MAX];
-    uint8_t words[32 * GROUP_MAX];
-    uint32_t last[GROUP_MAX];
-    uint8_t expected[32 * GROUP_MAX];
-    uint8_t chain_ok[GROUP_MAX];
+    uint8_t chain_ids[12 * CHUNK];
+    uint32_t index[CHUNK];
+    uint8_t words[32 * CHUNK];
+    uint32_t last[CHUNK];
+    uint8_t expected[32 * CHUNK];
+    uint8_t chain_ok[CHUNK];
     /* order tags: the 76-byte orders side by side, with their keys */
-    uint32_t orders;
-    uint8_t order_bytes[76 * GROUP_MAX];
-    const mp_hmac_key *keys[GROUP_MAX];
-    uint8_t order_ok[GROUP_MAX];
-} group;
-
-#define WAVE_CHUNK 8192
-
-/* The per-chunk arrays of run_waves, sized for WAVE_CHUNK records. */
-typedef struct wave_scratch {
-    uint32_t rank[WAVE_CHUNK];
-    uint32_t entry_of[WAVE_CHUNK];
-    mp_record_ref wave_refs[WAVE_CHUNK];
-    uint32_t wave_entry[WAVE_CHUNK];
-    uint8_t wave_kind[WAVE_CHUNK];
-    uint32_t start[WAVE_CHUNK + 1];
-    /* serials with no ticket yet: open addressing, 2 * WAVE_CHUNK slots */
-    uint64_t unknown_serial[2 * WAVE_CHUNK];
-    uint32_t unknown_count[2 * WAVE_CHUNK];
-    group g;
-} wave_scratch;
+    uint8_t order_bytes[76 * CHUNK];
+    const mp_hmac_key *keys[CHUNK];
+    uint8_t order_ok[CHUNK];
+} chunk_scratch;
 
 static int is_known_kind(uint8_t k) {
     switch (k) {
@@ -437,103 +417,6 @@ static uint8_t finish_ticket(mp_verifier *v, const uint8_t *r, uint32_t e, uint6
     return 0;
 }
 
-static void run_group(mp_verifier *v, shard *s, group *g, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
-    mp_lane_kernel kernel = v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
-    if (g->chains > 0)
-        mp_chain_verify_batch_with(kernel, g->chains, g->chain_ids, g->index, g->words, g->last, g->expected, g->chain_ok);
-    if (g->orders > 0)
-        mp_mac128_verify_batch_with(kernel, g->orders, g->keys, "MPO1", g->order_bytes, 76, 60, g->order_ok);
-
-    mp_ticket_export registrations[8];
-    uint32_t pending_registrations = 0;
-    for (uint32_t k = 0; k < g->n; k++) {
-        const uint8_t *r = g->rec[k];
-        uint32_t slot = g->slot[k];
-        uint32_t e = g->entry[k];
-        switch (g->job[k]) {
-        case J_DONE:
-            break;
-        case J_TICKET: {
-            int registered = 0;
-            verdicts[slot] = finish_ticket(v, r, e, g->offset[k], now, &registrations[pending_registrations], &registered);
-            credited[slot] = 0;
-            if (registered) {
-                /* No other record of this group names the serial: insert after the group. */
-                if (++pending_registrations == 8) {
-                    for (uint32_t q = 0; q < pending_registrations; q++) {
-                        uint32_t ne = insert(s, &registrations[q]);
-                        if (ne == NO_ENTRY) abort();
-                        mark_dirty(s, ne);
-                        sodium_memzero(&registrations[q], sizeof registrations[q]);
-                    }
-                    pending_registrations = 0;
-                }
-            }
-            break;
-        }
-        case J_CHAIN: {
-            hot_entry *h = &s->hot[e];
-            if (!g->chain_ok[g->lane[k]]) {
-                verdicts[slot] = 6; /* badChainWord */
-                credited[slot] = 0;
-                break;
-            }
-            uint32_t index = g->index[g->lane[k]];
-            uint64_t credit, total;
-            if (__builtin_mul_overflow((uint64_t)(index - h->last), h->unit, &credit) ||
-                __builtin_add_overflow(h->credited, credit, &total)) {
-                verdicts[slot] = 8; /* overLimit */
-                credited[slot] = 0;
-                break;
-            }
-            h->last = index;
-            memcpy(h->last_word, g->words + 32 * g->lane[k], 32);
-            h->credited = total;
-            mark_dirty(s, e);
-            verdicts[slot] = 0;
-            credited[slot] = credit;
-            break;
-        }
-        case J_ORDER: {
-            hot_entry *h = &s->hot[e];
-            order_entry *o = &s->order[e];
-            credited[slot] = 0;
-            if (!g->order_ok[g->lane[k]]) {
-                verdicts[slot] = 5; /* badMAC */
-                break;
-            }
-            if ((h->flags & F_HAS_ORDER) && memcmp(o->last_order, r, 76) == 0) {
-                verdicts[slot] = 12; /* duplicate */
-                break;
-            }
-            uint32_t seq = mp_load_be32(r + 16);
-            uint64_t cumulative = load_be64(r + 20);
-            if (seq <= h->last_seq) { verdicts[slot] = 7; break; }            /* replay */
-            if (cumulative < h->last_cumulative) { verdicts[slot] = 10; break; } /* decreasingAmount */
-            if (cumulative > h->limit) { verdicts[slot] = 8; break; }          /* overLimit */
-            uint64_t credit = cumulative - h->last_cumulative, total;
-            if (__builtin_add_overflow(h->credited, credit, &total)) { verdicts[slot] = 8; break; }
-            h->last_seq = seq;
-            h->last_cumulative = cumulative;
-            memcpy(o->last_order, r, 76);
-            h->flags |= F_HAS_ORDER;
-            h->credited = total;
-            mark_dirty(s, e);
-            verdicts[slot] = 0;
-            credited[slot] = credit;
-            break;
-        }
-        }
-    }
-    for (uint32_t q = 0; q < pending_registrations; q++) {
-        uint32_t ne = insert(s, &registrations[q]);
-        if (ne == NO_ENTRY) abort();
-        mark_dirty(s, ne);
-        sodium_memzero(&registrations[q], sizeof registrations[q]);
-    }
-    g->n = g->chains = g->orders = 0;
-}
-
 /* The checks that need no ticket state: a verdict, or -1 if the record
  * names a serial whose state it reads. */
 static int stateless_verdict(const mp_verifier *v, const uint8_t *r, uint32_t len) {
@@ -547,185 +430,213 @@ static int stateless_verdict(const mp_verifier *v, const uint8_t *r, uint32_t le
     return bank != v->bank_id ? 2 : -1;          /* unknownTicket: another bank's payment */
 }
 
-/* Per-serial counters for serials with no ticket yet (open addressing). */
-typedef struct rank_map {
-    uint64_t *serial;
-    uint32_t *count; /* count + 1; 0 = empty */
-    uint32_t mask;
-} rank_map;
-
-static uint32_t rank_map_next(rank_map *m, uint64_t serial) {
-    uint32_t i = (uint32_t)(mix(serial) >> 32) & m->mask;
-    while (m->count[i] != 0 && m->serial[i] != serial) i = (i + 1) & m->mask;
-    if (m->count[i] == 0) m->serial[i] = serial;
-    return m->count[i]++;
+/* The entry's guess and acceptance marks, reset the first time a chunk touches it. */
+static inline void stamp(hot_entry *h, uint32_t run) {
+    if (h->stamp == run) return;
+    h->stamp = run;
+    h->spec = NO_REC;
+    h->accepted = NO_REC;
 }
 
-/* Stage 1 of one record of a group: a verdict at once, or work for the group. */
-static void schedule_record(mp_verifier *v, shard *s, group *g, const mp_record_ref *ref, const uint8_t *base,
-                            uint32_t e, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
-    const uint8_t *r = base + ref->offset;
-    uint32_t slot = ref->slot;
-    uint8_t kind = r[0];
-    /* a serial unknown when the run began may have been registered by an earlier wave */
-    if (e == NO_ENTRY) e = find(s, load_be64(r + 8));
-    uint32_t k = g->n;
-    credited[slot] = 0;
-    if (kind == 0x10) {
-        g->job[k] = J_TICKET;
-        g->entry[k] = e;
-        g->rec[k] = r;
-        g->slot[k] = slot;
-        g->offset[k] = ref->offset;
-        g->n++;
-        return;
-    }
-    if (e == NO_ENTRY) { verdicts[slot] = 2; return; } /* unknownTicket */
+/* §7 for a chain payment on the state as it is now. The lane's result stands
+ * when its walk ended where the state is: at the record of this chunk that
+ * was last accepted, or at the ticket's state if none was. */
+static uint8_t apply_chain(mp_lane_kernel kernel, shard *s, const chunk_scratch *c, uint32_t i, uint32_t e,
+                           const uint8_t *r, uint32_t run, uint64_t now, uint64_t *credited) {
     hot_entry *h = &s->hot[e];
-    if (now > h->expires) { verdicts[slot] = 4; return; } /* expired */
-    if (kind == 0x01) {
-        if (h->chain_len == 0) { verdicts[slot] = 9; return; } /* wrongMode */
-        uint32_t index = mp_load_be32(r + 16);
-        const uint8_t *word = r + 20;
-        if (index == h->last && h->last >= 1 && mp_ct_equal(word, h->last_word, 32)) {
-            verdicts[slot] = 12; /* duplicate */
-            return;
-        }
-        if (index <= h->last) { verdicts[slot] = 7; return; } /* replay */
-        if (index > h->chain_len || index - h->last > MAX_GAP) { verdicts[slot] = 8; return; } /* overLimit */
-        uint32_t lane = g->chains++;
-        memcpy(g->chain_ids + 12 * lane, h->chain_id, 12);
-        g->index[lane] = index;
-        memcpy(g->words + 32 * lane, word, 32);
-        g->last[lane] = h->last;
-        memcpy(g->expected + 32 * lane, h->last_word, 32);
-        g->job[k] = J_CHAIN;
-        g->lane[k] = lane;
-    } else {
-        if (h->chain_len != 0) { verdicts[slot] = 9; return; } /* wrongMode */
-        uint32_t lane = g->orders++;
-        memcpy(g->order_bytes + 76 * lane, r, 76);
-        g->keys[lane] = &s->order[e].session_mac;
-        g->job[k] = J_ORDER;
-        g->lane[k] = lane;
-    }
-    g->entry[k] = e;
-    g->rec[k] = r;
-    g->slot[k] = slot;
-    g->offset[k] = ref->offset;
-    g->n++;
+    if (now > h->expires) return 4;      /* expired */
+    if (h->chain_len == 0) return 9;     /* wrongMode */
+    uint32_t index = mp_load_be32(r + 16);
+    const uint8_t *word = r + 20;
+    if (index == h->last && h->last >= 1 && mp_ct_equal(word, h->last_word, 32)) return 12; /* duplicate */
+    if (index <= h->last) return 7;      /* replay */
+    if (index > h->chain_len || index - h->last > MAX_GAP) return 8; /* overLimit */
+    stamp(h, run);
+    uint8_t ok;
+    if (c->job[i] == J_CHAIN && c->base[i] == h->accepted)
+        ok = c->chain_ok[c->lane[i]];
+    else /* the guess was wrong (an earlier record was refused) or never made: walk now */
+        mp_chain_verify_batch_with(kernel, 1, h->chain_id, &index, word, &h->last, h->last_word, &ok);
+    if (!ok) return 6;                   /* badChainWord */
+    uint64_t credit, total;
+    if (__builtin_mul_overflow((uint64_t)(index - h->last), h->unit, &credit) ||
+        __builtin_add_overflow(h->credited, credit, &total))
+        return 8;                        /* overLimit */
+    h->last = index;
+    memcpy(h->last_word, word, 32);
+    h->credited = total;
+    h->accepted = i;
+    mark_dirty(s, e);
+    *credited = credit;
+    return 0;
 }
 
-/* Verdicts depend only on the records of the same serial, in their order.
- * So the records are taken in waves: the first record of every serial, then
- * the second of every serial, and so on. No serial repeats within a wave,
- * so a wave's hashing is independent and fills the lanes however the serials
- * interleave; each serial still sees its records in file order. */
-static void run_waves(mp_verifier *v, shard *s, const uint8_t *base, const mp_record_ref *records, size_t count,
+/* §7 for an order on the state as it is now; the tag does not depend on it. */
+static uint8_t apply_order(mp_lane_kernel kernel, shard *s, const chunk_scratch *c, uint32_t i, uint32_t e,
+                           const uint8_t *r, uint64_t now, uint64_t *credited) {
+    hot_entry *h = &s->hot[e];
+    order_entry *o = &s->order[e];
+    if (now > h->expires) return 4;      /* expired */
+    if (h->chain_len != 0) return 9;     /* wrongMode */
+    uint8_t ok;
+    if (c->job[i] == J_ORDER)
+        ok = c->order_ok[c->lane[i]];
+    else {
+        const mp_hmac_key *key = &o->session_mac;
+        mp_mac128_verify_batch_with(kernel, 1, &key, "MPO1", r, 76, 60, &ok);
+    }
+    if (!ok) return 5;                   /* badMAC */
+    if ((h->flags & F_HAS_ORDER) && memcmp(o->last_order, r, 76) == 0) return 12; /* duplicate */
+    uint32_t seq = mp_load_be32(r + 16);
+    uint64_t cumulative = load_be64(r + 20);
+    if (seq <= h->last_seq) return 7;                  /* replay */
+    if (cumulative < h->last_cumulative) return 10;    /* decreasingAmount */
+    if (cumulative > h->limit) return 8;               /* overLimit */
+    uint64_t credit = cumulative - h->last_cumulative, total;
+    if (__builtin_add_overflow(h->credited, credit, &total)) return 8;
+    h->last_seq = seq;
+    h->last_cumulative = cumulative;
+    memcpy(o->last_order, r, 76);
+    h->flags |= F_HAS_ORDER;
+    h->credited = total;
+    mark_dirty(s, e);
+    *credited = credit;
+    return 0;
+}
+
+/* One chunk of a shard's records, in three passes.
+ *
+ * A record's verdict depends on the state its serial's earlier records leave,
+ * but its hashing need not wait for them: a chain payment is checked against
+ * the word of its serial's previous payment, which is the state once that
+ * payment is accepted, and an order's tag depends on the ticket alone. So
+ * pass 2 lines up every hash of the chunk for the multi-lane kernels at once,
+ * each chain walk guessing that the serial's previous payment in the chunk
+ * will be accepted, and pass 3 applies §7 in file order, taking a lane's
+ * result only where its guess held and walking again where it did not (after
+ * a refused payment: about one walk per refusal). The result is exactly that
+ * of judging the records one by one, however the serials interleave; one
+ * serial alone still fills every lane. */
+static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_record_ref *records, uint32_t n,
                       uint64_t now, uint8_t *verdicts, uint64_t *credited) {
-    wave_scratch *w = s->scratch;
-    uint32_t *rank = w->rank, *entry_of = w->entry_of, *wave_entry = w->wave_entry, *start = w->start;
-    mp_record_ref *wave_refs = w->wave_refs; /* the scheduled records in wave order: read in sequence */
-    uint8_t *wave_kind = w->wave_kind;
-    group *g = &w->g;
-    rank_map unknown = {w->unknown_serial, w->unknown_count, 0};
+    mp_lane_kernel kernel = v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
+    chunk_scratch *c = s->scratch;
     if (++s->run == 0) {
-        for (uint32_t e = 0; e < s->count; e++) s->hot[e].rank_run = 0;
+        for (uint32_t e = 0; e < s->count; e++) s->hot[e].stamp = 0;
         s->run = 1;
     }
-    /* Pass 1: the verdicts that need no state, and each record's ticket;
-     * the tickets' lines are fetched here for pass 2 to find in cache. */
-    for (size_t i = 0; i < count; i++) {
-        if (i + LOOKAHEAD < count && records[i + LOOKAHEAD].length >= 16)
+    uint32_t run = s->run;
+
+    /* Pass 1: the verdicts that need no state, and each record's ticket,
+     * whose lines are fetched here for pass 2 to find in cache. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + LOOKAHEAD < n && records[i + LOOKAHEAD].length >= 16)
             prefetch_slot(s, load_be64(base + records[i + LOOKAHEAD].offset + 8));
         const uint8_t *r = base + records[i].offset;
+        uint32_t slot = records[i].slot;
+        credited[slot] = 0;
         int verdict = stateless_verdict(v, r, records[i].length);
         if (verdict >= 0) {
-            verdicts[records[i].slot] = (uint8_t)verdict;
-            credited[records[i].slot] = 0;
-            rank[i] = UINT32_MAX;
+            verdicts[slot] = (uint8_t)verdict;
+            c->job[i] = J_DONE;
             continue;
         }
         uint32_t e = find(s, load_be64(r + 8));
-        entry_of[i] = e;
-        rank[i] = 0;
-        if (e != NO_ENTRY) __builtin_prefetch(&s->hot[e].rank, 1);
-    }
-    /* Pass 2: each record's place among its serial's records in the chunk. */
-    uint32_t waves = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (rank[i] == UINT32_MAX) continue;
-        uint32_t e = entry_of[i];
+        c->entry[i] = e;
+        c->job[i] = J_APPLY;
         if (e != NO_ENTRY) {
-            hot_entry *h = &s->hot[e];
-            if (h->rank_run != s->run) {
-                h->rank_run = s->run;
-                h->rank = 0;
+            __builtin_prefetch(&s->hot[e], 1);
+            __builtin_prefetch((const uint8_t *)&s->hot[e] + 64, 1);
+            if (r[0] == 0x02) { /* an order: its key states and last order too */
+                const uint8_t *o = (const uint8_t *)&s->order[e];
+                __builtin_prefetch(o);
+                __builtin_prefetch(o + 64);
+                __builtin_prefetch(o + 128);
             }
-            rank[i] = h->rank++;
-        } else {
-            if (unknown.mask == 0) {
-                memset(unknown.count, 0, sizeof(uint32_t) * 2 * WAVE_CHUNK);
-                unknown.mask = 2 * WAVE_CHUNK - 1;
-            }
-            rank[i] = rank_map_next(&unknown, load_be64(base + records[i].offset + 8));
         }
-        if (rank[i] + 1 > waves) waves = rank[i] + 1;
     }
-    /* counting sort by wave, stable: file order within a wave */
-    memset(start, 0, sizeof(uint32_t) * ((size_t)waves + 1));
-    for (size_t i = 0; i < count; i++)
-        if (rank[i] != UINT32_MAX) start[rank[i] + 1]++;
-    for (uint32_t w = 0; w < waves; w++) start[w + 1] += start[w];
-    for (size_t i = 0; i < count; i++) {
-        if (rank[i] == UINT32_MAX) continue;
-        uint32_t pos = start[rank[i]]++;
-        wave_refs[pos] = records[i];
-        wave_entry[pos] = entry_of[i];
-        wave_kind[pos] = base[records[i].offset];
-    }
-    size_t scheduled = waves ? start[waves - 1] : 0;
 
-    g->n = g->chains = g->orders = 0;
-    uint32_t group_wave = 0, wave = 0;
-    /* start[w] now holds the end of wave w */
-    for (size_t j = 0; j < scheduled; j++) {
-        while (wave < waves && j >= start[wave]) wave++;
-        if (j + LOOKAHEAD < scheduled) {
-            /* waves visit the window out of file order: fetch ahead the record and its ticket */
-            const uint8_t *next = base + wave_refs[j + LOOKAHEAD].offset;
-            __builtin_prefetch(next);
-            __builtin_prefetch(next + 63);
-            uint32_t e = wave_entry[j + LOOKAHEAD];
-            if (e != NO_ENTRY) {
-                __builtin_prefetch(&s->hot[e]);
-                __builtin_prefetch((const uint8_t *)&s->hot[e] + 64);
-                if (wave_kind[j + LOOKAHEAD] == 0x02) { /* an order: its key states and last order too */
-                    const uint8_t *o = (const uint8_t *)&s->order[e];
-                    __builtin_prefetch(o);
-                    __builtin_prefetch(o + 64);
-                    __builtin_prefetch(o + 128);
-                }
+    /* Pass 2: the hashing, all of it independent. */
+    uint32_t chains = 0, orders = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = c->entry[i];
+        if (c->job[i] == J_DONE || e == NO_ENTRY) continue;
+        const uint8_t *r = base + records[i].offset;
+        hot_entry *h = &s->hot[e];
+        if (r[0] == 0x10 || now > h->expires) continue;
+        if (r[0] == 0x01) {
+            if (h->chain_len == 0) continue;
+            stamp(h, run);
+            uint32_t from = h->last;
+            const uint8_t *expected = h->last_word;
+            if (h->spec != NO_REC) {
+                const uint8_t *previous = base + records[h->spec].offset;
+                from = mp_load_be32(previous + 16);
+                expected = previous + 20;
             }
+            uint32_t index = mp_load_be32(r + 16);
+            /* one that pass 3 would refuse after the guessed state: no walk, no guess */
+            if (index <= from || index > h->chain_len || index - from > MAX_GAP) continue;
+            uint32_t lane = chains++;
+            memcpy(c->chain_ids + 12 * lane, h->chain_id, 12);
+            c->index[lane] = index;
+            memcpy(c->words + 32 * lane, r + 20, 32);
+            c->last[lane] = from;
+            memcpy(c->expected + 32 * lane, expected, 32);
+            c->base[i] = h->spec;
+            h->spec = i;
+            c->job[i] = J_CHAIN;
+            c->lane[i] = lane;
+        } else {
+            if (h->chain_len != 0) continue;
+            uint32_t lane = orders++;
+            memcpy(c->order_bytes + 76 * lane, r, 76);
+            c->keys[lane] = &s->order[e].session_mac;
+            c->job[i] = J_ORDER;
+            c->lane[i] = lane;
         }
-        /* a group never spans two waves, nor grows past its arrays */
-        if (g->n > 0 && (wave != group_wave || g->n == GROUP_MAX)) run_group(v, s, g, now, verdicts, credited);
-        group_wave = wave;
-        schedule_record(v, s, g, &wave_refs[j], base, wave_entry[j], now, verdicts, credited);
     }
-    if (g->n > 0) run_group(v, s, g, now, verdicts, credited);
+    if (chains > 0)
+        mp_chain_verify_batch_with(kernel, chains, c->chain_ids, c->index, c->words, c->last, c->expected,
+                                   c->chain_ok);
+    if (orders > 0)
+        mp_mac128_verify_batch_with(kernel, orders, c->keys, "MPO1", c->order_bytes, 76, 60, c->order_ok);
+
+    /* Pass 3: §7 in file order. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (c->job[i] == J_DONE) continue;
+        const uint8_t *r = base + records[i].offset;
+        uint32_t slot = records[i].slot;
+        uint32_t e = c->entry[i];
+        /* a serial unknown in pass 1 may have been registered by an earlier record of the chunk */
+        if (e == NO_ENTRY) e = find(s, load_be64(r + 8));
+        if (r[0] == 0x10) {
+            mp_ticket_export registration;
+            int registered = 0;
+            verdicts[slot] = finish_ticket(v, r, e, records[i].offset, now, &registration, &registered);
+            if (registered) {
+                uint32_t ne = insert(s, &registration);
+                if (ne == NO_ENTRY) abort(); /* out of memory: never drop a ticket silently */
+                mark_dirty(s, ne);
+                sodium_memzero(&registration, sizeof registration);
+            }
+        } else if (e == NO_ENTRY) {
+            verdicts[slot] = 2; /* unknownTicket */
+        } else if (r[0] == 0x01) {
+            verdicts[slot] = apply_chain(kernel, s, c, i, e, r, run, now, &credited[slot]);
+        } else {
+            verdicts[slot] = apply_order(kernel, s, c, i, e, r, now, &credited[slot]);
+        }
+    }
 }
 
-/* Waves reorder records; doing it a few thousand records at a time
- * (WAVE_CHUNK) keeps the records and their reordered copies in cache, and
- * still gives waves as wide as the number of live serials in the chunk. */
 void mp_verifier_run(mp_verifier *v, uint32_t partition, const uint8_t *base, const mp_record_ref *records,
                      size_t count, uint64_t now, uint8_t *verdicts, uint64_t *credited) {
     shard *s = &v->shards[partition];
-    if (s->scratch == NULL && (s->scratch = malloc(sizeof(wave_scratch))) == NULL) abort();
-    for (size_t at = 0; at < count; at += WAVE_CHUNK) {
-        size_t n = count - at < WAVE_CHUNK ? count - at : WAVE_CHUNK;
-        run_waves(v, s, base, records + at, n, now, verdicts, credited);
+    if (s->scratch == NULL && (s->scratch = malloc(sizeof(chunk_scratch))) == NULL) abort();
+    for (size_t at = 0; at < count; at += CHUNK) {
+        uint32_t n = (uint32_t)(count - at < CHUNK ? count - at : CHUNK);
+        run_chunk(v, s, base, records + at, n, now, verdicts, credited);
     }
 }
 

@@ -82,6 +82,40 @@ struct BatchPipelineTests {
         }
     }
 
+    /// The pipeline hashes a serial's payments side by side, each chain walk
+    /// guessing that the payment before it is accepted. One serial's stream,
+    /// thick with refusals, makes most guesses fail: the verdicts must not move.
+    @Test("one serial's stream in one chunk: every refused payment breaks the next one's guess",
+          arguments: configurations.indices)
+    func oneSerialStream(configuration: Int) throws {
+        let (kernel, threads, window) = Self.configurations[configuration]
+        let key = SecretKey.random()
+        for ticket in [0, 1] {  // ticket 0: a chain of 5000 words; ticket 1: orders
+            var world = PaymentWorld(seed: 77 &+ UInt64(configuration), merchantKey: key)
+            let fast = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
+            fast.batchLaneKernel = kernel
+            fast.batchWindowRecords = window
+            let slow = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
+            // The ticket first, in a batch of its own: in the stream's batch it is known from the first record.
+            var writers = [BatchFileWriter(), BatchFileWriter()]
+            try writers[0].append(world.tickets[ticket].ticket)
+            var records: [[UInt8]] = []
+            while records.count < 900 { records += world.nextRecord(only: ticket) }
+            for record in records { try writers[1].append(record) }
+            var fastRun = Run(), slowRun = Run()
+            for writer in writers {
+                try Self.verify(fast, writer.bytes, now: PaymentWorld.start, sequential: false, threads: threads, into: &fastRun)
+                try Self.verify(slow, writer.bytes, now: PaymentWorld.start, sequential: true, threads: 1, into: &slowRun)
+            }
+            #expect(fastRun == slowRun, "ticket \(ticket), kernel \(kernel), \(threads) threads, window \(window)")
+            #expect(fast.ticketStates == slow.ticketStates)
+            // The case under test happened: payments accepted right after a forged,
+            // replayed or over-limit payment of the same serial.
+            let afterRefusal = zip(slowRun.verdicts, slowRun.verdicts.dropFirst()).filter { [5, 6, 7, 8].contains($0.0) && $0.1 == 0 }
+            #expect(afterRefusal.count >= 20, "ticket \(ticket): \(afterRefusal.count)")
+        }
+    }
+
     @Test("a generated day over many tickets: the verdicts known by construction", arguments: configurations.indices)
     func generatedBatch(configuration: Int) throws {
         let (kernel, threads, window) = Self.configurations[configuration]

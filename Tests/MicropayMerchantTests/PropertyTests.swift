@@ -214,9 +214,10 @@ struct PaymentWorld {
         return record
     }
 
-    /// One record of the stream: mostly payments, with every kind of fault.
-    mutating func nextRecord() -> [[UInt8]] {
-        let n = Int.random(in: 0..<tickets.count, using: &rng)
+    /// One record of the stream: mostly payments, with every kind of fault;
+    /// on ticket `only` if given, else on a random one.
+    mutating func nextRecord(only: Int? = nil) -> [[UInt8]] {
+        let n = only ?? Int.random(in: 0..<tickets.count, using: &rng)
         let t = tickets[n]
         switch Int.random(in: 0..<100, using: &rng) {
         case 0..<8: return [t.ticket]
