@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 internal import CEngine
 
 /// The merchant's batch verifier (PROTOCOL §7, §10) over the engine's ticket
@@ -152,10 +153,11 @@ public final class BatchVerifier: @unchecked Sendable {
     }
 
     /// Verifies the batch file in `buffer` at `now` like `verify`, keeping
-    /// only the totals: each shard's thread scans the window for its own
-    /// records and counts its own verdicts, so nothing runs on one thread
-    /// alone between windows. `progress` gets the byte offset reached after
-    /// each window.
+    /// only the totals. Shards never wait for each other: each one's thread
+    /// goes through the whole file on its own, a window at a time, taking its
+    /// own records and counting its own verdicts (no shard's verdict depends
+    /// on another's records). `progress` gets, after each window, the byte
+    /// offset every shard has passed; it is called on one thread at a time.
     public func verifyTotals(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, progress: ((Int) -> Void)? = nil
     ) throws(BatchFileError) -> Totals {
@@ -163,31 +165,20 @@ public final class BatchVerifier: @unchecked Sendable {
         var totals = Totals()
         guard let file = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return totals }
         let work = TallyWork(handle: handle, file: file, length: buffer.count, shards: threads, capacity: windowRecords,
-                             now: now)
+                             now: now, progress: progress)
         defer { work.deallocate() }
-        var position = 4
-        var truncatedAt = UInt64.max
-        while true {
-            work.start = position
-            if threads == 1 {
-                work.run(shard: 0)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: threads) { work.run(shard: $0) }
-            }
-            let taken = work.taken[0]
-            guard taken > 0 else { break }
-            for shard in 0..<threads {
-                for code in 0..<16 { totals.perVerdict[code] += work.counts[shard * 16 + code] }
-                totals.credited &+= work.creditedSums[shard]
-            }
-            totals.records += taken
-            position = work.positions[0]
-            truncatedAt = work.truncated[0]
-            progress?(position)
-            if taken < windowRecords { break }
+        if threads == 1 {
+            work.run(shard: 0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: threads) { work.run(shard: $0) }
         }
-        if truncatedAt == UInt64.max, work.truncated[0] != UInt64.max { truncatedAt = work.truncated[0] }
-        totals.truncatedTailOffset = truncatedAt == UInt64.max ? nil : Int(truncatedAt)
+        for shard in 0..<threads {
+            for code in 0..<16 { totals.perVerdict[code] += work.counts[shard * 16 + code] }
+            totals.credited &+= work.creditedSums[shard]
+        }
+        // Every shard read every record: any one's count and tail are the batch's.
+        totals.records = work.taken[0]
+        totals.truncatedTailOffset = work.truncated[0] == UInt64.max ? nil : Int(work.truncated[0])
         return totals
     }
 
@@ -358,33 +349,43 @@ private final class TallyWork: @unchecked Sendable {
     let handle: OpaquePointer
     let file: UnsafePointer<UInt8>
     let length: Int
+    let shards: Int
     let capacity: Int
     let now: UInt64
-    var start = 4
+    let progress: ((Int) -> Void)?
     let refs: [UnsafeMutablePointer<mp_record_ref>]
     let verdicts: [UnsafeMutablePointer<UInt8>]
     let credited: [UnsafeMutablePointer<UInt64>]
     let counts: UnsafeMutablePointer<Int>
     let creditedSums: UnsafeMutablePointer<UInt64>
     let taken: UnsafeMutablePointer<Int>
-    let positions: UnsafeMutablePointer<Int>
     let truncated: UnsafeMutablePointer<UInt64>
+    /// Each shard's position, and the offset last reported, under one lock.
+    let positions: UnsafeMutablePointer<Int>
+    let reported = Mutex<Int>(0)
 
-    init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64) {
+    init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64,
+         progress: ((Int) -> Void)?) {
         self.handle = handle
         self.file = file
         self.length = length
+        self.shards = shards
         self.capacity = capacity
         self.now = now
+        self.progress = progress
         refs = (0..<shards).map { _ in .allocate(capacity: capacity) }
         verdicts = (0..<shards).map { _ in .allocate(capacity: capacity) }
         credited = (0..<shards).map { _ in .allocate(capacity: capacity) }
         counts = .allocate(capacity: shards * 16)
+        counts.initialize(repeating: 0, count: shards * 16)
         creditedSums = .allocate(capacity: shards)
+        creditedSums.initialize(repeating: 0, count: shards)
         taken = .allocate(capacity: shards)
-        positions = .allocate(capacity: shards)
+        taken.initialize(repeating: 0, count: shards)
         truncated = .allocate(capacity: shards)
         truncated.initialize(repeating: UInt64.max, count: shards)
+        positions = .allocate(capacity: shards)
+        positions.initialize(repeating: 4, count: shards)
     }
 
     func deallocate() {
@@ -394,22 +395,40 @@ private final class TallyWork: @unchecked Sendable {
         counts.deallocate(); creditedSums.deallocate(); taken.deallocate(); positions.deallocate(); truncated.deallocate()
     }
 
+    /// Shard `shard`'s pass over the whole file.
     func run(shard: Int) {
-        var position = start
-        var count = 0
-        taken[shard] = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity, refs[shard],
-                                                  &count, &truncated[shard])
-        positions[shard] = position
+        var position = 4
         let tally = counts + shard * 16
-        tally.initialize(repeating: 0, count: 16)
         var sum: UInt64 = 0
-        if count > 0 {
-            mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
-            for i in 0..<count {
-                tally[Int(verdicts[shard][i] & 15)] += 1
-                sum &+= credited[shard][i]
+        while true {
+            var count = 0
+            let scanned = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity,
+                                                     refs[shard], &count, &truncated[shard])
+            if count > 0 {
+                mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
+                for i in 0..<count {
+                    tally[Int(verdicts[shard][i] & 15)] += 1
+                    sum &+= credited[shard][i]
+                }
             }
+            taken[shard] += scanned
+            report(shard: shard, position: position)
+            if scanned < capacity { break }
         }
         creditedSums[shard] = sum
+    }
+
+    /// Reports the offset all shards have passed, when it moves.
+    private func report(shard: Int, position: Int) {
+        guard let progress else { return }
+        reported.withLock { last in
+            positions[shard] = position
+            var reached = position
+            for other in 0..<shards { reached = min(reached, positions[other]) }
+            if reached > last {
+                last = reached
+                progress(reached)
+            }
+        }
     }
 }
