@@ -55,14 +55,20 @@ typedef struct cold_entry {
     uint8_t session_key[32];
 } cold_entry;
 
+/* A hash slot: serial and index together, so a lookup misses once, not twice. */
+struct slot {
+    uint64_t serial;
+    uint32_t index; /* entry index + 1; 0 = empty */
+    uint32_t pad;
+};
+
 typedef struct shard {
     hot_entry *hot;
     order_entry *order;
     cold_entry *cold;
     uint32_t count, capacity;
-    /* open addressing: serial and entry index + 1 (0 = empty) */
-    uint64_t *slot_serial;
-    uint32_t *slot_index;
+    /* open addressing, load factor at most 1/2 */
+    struct slot *slots;
     uint32_t slot_mask;
     uint32_t *dirty;
     uint32_t dirty_count, dirty_capacity;
@@ -156,8 +162,7 @@ static void free_arrays(shard *s) {
     table_free(s->hot, sizeof(hot_entry) * s->capacity);
     table_free(s->order, sizeof(order_entry) * s->capacity);
     table_free(s->cold, sizeof(cold_entry) * s->capacity);
-    table_free(s->slot_serial, sizeof(uint64_t) * slots);
-    table_free(s->slot_index, sizeof(uint32_t) * slots);
+    table_free(s->slots, sizeof(struct slot) * slots);
 }
 
 void mp_verifier_free(mp_verifier *v) {
@@ -186,9 +191,9 @@ static inline uint32_t find(const shard *s, uint64_t serial) {
     if (s->slot_mask == 0) return NO_ENTRY;
     uint32_t i = (uint32_t)(mix(serial) >> 32) & s->slot_mask;
     for (;;) {
-        uint32_t idx = s->slot_index[i];
+        uint32_t idx = s->slots[i].index;
         if (idx == 0) return NO_ENTRY;
-        if (s->slot_serial[i] == serial) return idx - 1;
+        if (s->slots[i].serial == serial) return idx - 1;
         i = (i + 1) & s->slot_mask;
     }
 }
@@ -196,8 +201,7 @@ static inline uint32_t find(const shard *s, uint64_t serial) {
 static inline void prefetch_slot(const shard *s, uint64_t serial) {
     if (s->slot_mask == 0) return;
     uint32_t i = (uint32_t)(mix(serial) >> 32) & s->slot_mask;
-    __builtin_prefetch(&s->slot_serial[i]);
-    __builtin_prefetch(&s->slot_index[i]);
+    __builtin_prefetch(&s->slots[i]);
 }
 
 /* Grows a shard's arrays to hold at least `wanted` tickets (doubling, from 1024). */
@@ -226,13 +230,8 @@ static int grow(shard *s, uint32_t wanted) {
     uint32_t capacity = s->capacity ? s->capacity * 2 : 1024;
     while (capacity < wanted) capacity *= 2;
     size_t slots = (size_t)capacity * 2; /* load factor at most 1/2 */
-    uint64_t *slot_serial = table_alloc(sizeof(uint64_t) * slots);
-    uint32_t *slot_index = table_alloc(sizeof(uint32_t) * slots);
-    if (!slot_serial || !slot_index) {
-        if (slot_serial) table_free(slot_serial, sizeof(uint64_t) * slots);
-        if (slot_index) table_free(slot_index, sizeof(uint32_t) * slots);
-        return 0;
-    }
+    struct slot *new_slots = table_alloc(sizeof(struct slot) * slots);
+    if (new_slots == NULL) return 0;
     if (s->capacity == 0) {
         s->hot = table_alloc(sizeof(hot_entry) * capacity);
         s->order = table_alloc(sizeof(order_entry) * capacity);
@@ -242,15 +241,13 @@ static int grow(shard *s, uint32_t wanted) {
             if (s->order) table_free(s->order, sizeof(order_entry) * capacity);
             if (s->cold) table_free(s->cold, sizeof(cold_entry) * capacity);
             s->hot = NULL; s->order = NULL; s->cold = NULL;
-            table_free(slot_serial, sizeof(uint64_t) * slots);
-            table_free(slot_index, sizeof(uint32_t) * slots);
+            table_free(new_slots, sizeof(struct slot) * slots);
             return 0;
         }
     } else {
         hot_entry *hot = table_grow(s->hot, sizeof(hot_entry) * s->capacity, sizeof(hot_entry) * capacity);
         if (hot == NULL) {
-            table_free(slot_serial, sizeof(uint64_t) * slots);
-            table_free(slot_index, sizeof(uint32_t) * slots);
+            table_free(new_slots, sizeof(struct slot) * slots);
             return 0;
         }
         s->hot = hot;
@@ -258,18 +255,16 @@ static int grow(shard *s, uint32_t wanted) {
         s->cold = table_grow(s->cold, sizeof(cold_entry) * s->capacity, sizeof(cold_entry) * capacity);
         /* out of memory with the table half moved: it cannot go on, nor lose a ticket silently */
         if (s->order == NULL || s->cold == NULL) abort();
-        table_free(s->slot_serial, sizeof(uint64_t) * (size_t)s->capacity * 2);
-        table_free(s->slot_index, sizeof(uint32_t) * (size_t)s->capacity * 2);
+        table_free(s->slots, sizeof(struct slot) * (size_t)s->capacity * 2);
     }
     s->capacity = capacity;
-    s->slot_serial = slot_serial;
-    s->slot_index = slot_index;
+    s->slots = new_slots;
     s->slot_mask = (uint32_t)(slots - 1);
     for (uint32_t e = 0; e < s->count; e++) {
         uint32_t i = (uint32_t)(mix(s->hot[e].serial) >> 32) & s->slot_mask;
-        while (s->slot_index[i] != 0) i = (i + 1) & s->slot_mask;
-        s->slot_serial[i] = s->hot[e].serial;
-        s->slot_index[i] = e + 1;
+        while (s->slots[i].index != 0) i = (i + 1) & s->slot_mask;
+        s->slots[i].serial = s->hot[e].serial;
+        s->slots[i].index = e + 1;
     }
     return 1;
 }
@@ -324,9 +319,9 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     memcpy(c->root, t->root, 32);
     memcpy(c->session_key, t->session_key, 32);
     uint32_t i = (uint32_t)(mix(t->serial) >> 32) & s->slot_mask;
-    while (s->slot_index[i] != 0) i = (i + 1) & s->slot_mask;
-    s->slot_serial[i] = t->serial;
-    s->slot_index[i] = e + 1;
+    while (s->slots[i].index != 0) i = (i + 1) & s->slot_mask;
+    s->slots[i].serial = t->serial;
+    s->slots[i].index = e + 1;
     return e;
 }
 
