@@ -5,7 +5,7 @@ import Testing
 
 @testable import MicropayMerchant
 
-/// The batch verifier (sharded ticket table, groups of independent serials,
+/// The batch verifier (sharded ticket table, hashing ahead of the verdicts,
 /// multi-lane kernels, several threads) against the one-record-at-a-time path:
 /// the same verdicts, credits, tails and final state, for every lane kernel
 /// and thread count, across window boundaries.

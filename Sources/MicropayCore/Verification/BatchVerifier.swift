@@ -4,8 +4,8 @@ internal import CEngine
 
 /// The merchant's batch verifier (PROTOCOL §7, §10) over the engine's ticket
 /// table: records are dealt to `threads` shards by serial, each shard judges
-/// its records in file order, hashing whole groups of independent serials
-/// through the multi-lane kernels. Verdicts, credits and the final state are
+/// its records in file order, hashing a chunk's records side by side through
+/// the multi-lane kernels first. Verdicts, credits and the final state are
 /// exactly those of judging the records one by one.
 ///
 /// Memory: the ticket table, plus a window of at most `windowRecords`
