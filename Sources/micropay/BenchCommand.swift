@@ -226,7 +226,8 @@ struct BenchCommand: ParsableCommand {
             let time = try median { try verifyFast(sweep, threads: threads).seconds }
             report.threads.append(.init(threads: threads, tickets: nil, recordsPerSecond: Double(sweep.records) / time))
         }
-        for tickets in [100, 1_000, 10_000, 100_000, max(payments / 2, 100_001)] where tickets <= payments {
+        // From one customer's stream alone (one serial fills every lane) to a table far past the caches.
+        for tickets in [1, 10, 100, 1_000, 10_000, 100_000, max(payments / 2, 100_001)] where tickets <= payments {
             let batch = try makeBatch(BatchSpec(tickets: tickets, payments: payments, seed: 6, mode: .chain))
             let time = try median { try verifyFast(batch, threads: 1).seconds }
             report.liveTickets.append(.init(threads: 1, tickets: tickets, recordsPerSecond: Double(batch.records) / time))
