@@ -11,7 +11,7 @@
  * the hashes are not checked.
  *
  * On the project machine (AMD EPYC Zen 3 under KVM, 2026-11-26): SHA-NI
- * alone 40-43 M steps/s; with the SSE lanes 28-32 M steps and blocks in all,
+ * alone 37-43 M steps/s; with the SSE lanes 22-32 M steps and blocks in all,
  * less than alone (they share the vector pipes); SHA-NI in the AVX2 function
  * 10.5-11 M, and interleaved with AVX2 0.4 M: sha256rnds2 exists only in the
  * legacy SSE encoding, and with the AVX2 lanes' upper halves live it pays a
@@ -53,6 +53,22 @@ typedef struct { __m256i v[8]; } st8;
     sA0 = A0; sA1 = A1; sB0 = B0; sB1 = B1; } while (0)
 #define SHA_END() do { A0 = _mm_add_epi32(A0, sA0); A1 = _mm_add_epi32(A1, sA1); B0 = _mm_add_epi32(B0, sB0); B1 = _mm_add_epi32(B1, sB1); } while (0)
 
+/* Eight SHA-NI x2 chain steps with eight rounds of ROUND after each pair of quad-rounds. */
+#define INTERLEAVED_STEPS(ROUND)                                                       \
+    for (int s = 0; s < 8; s++) {                                                      \
+        int r = 8 * s;                                                                 \
+        SHA_BEGIN();                                                                   \
+        QR2(0, 0, 3, 1); QR2(1, 1, 0, 2); ROUND(r + 0);                                \
+        QR2(2, 2, 1, 3); QR2(3, 3, 2, 0); ROUND(r + 1);                                \
+        QR2(4, 0, 3, 1); QR2(5, 1, 0, 2); ROUND(r + 2);                                \
+        QR2(6, 2, 1, 3); QR2(7, 3, 2, 0); ROUND(r + 3);                                \
+        QR2(8, 0, 3, 1); QR2(9, 1, 0, 2); ROUND(r + 4);                                \
+        QR2(10, 2, 1, 3); QR2(11, 3, 2, 0); ROUND(r + 5);                              \
+        QR2(12, 0, 3, 1); QR2(13, 1, 0, 2); ROUND(r + 6);                              \
+        QR2(14, 2, 1, 3); QR2(15, 3, 2, 0); ROUND(r + 7);                              \
+        SHA_END();                                                                     \
+    }
+
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
 __attribute__((target("sha,avx2"), noinline)) double run(int mode, long iters, uint32_t *sink) {
@@ -79,19 +95,7 @@ __attribute__((target("sha,avx2"), noinline)) double run(int mode, long iters, u
                 SHA_END();
             }
         } else { /* both, interleaved: 8 AVX2 rounds per SHA-NI step */
-            for (int s = 0; s < 8; s++) {
-                int r = 8 * s;
-                SHA_BEGIN();
-                QR2(0,0,3,1); QR2(1,1,0,2); AVX_ROUND(r + 0);
-                QR2(2,2,1,3); QR2(3,3,2,0); AVX_ROUND(r + 1);
-                QR2(4,0,3,1); QR2(5,1,0,2); AVX_ROUND(r + 2);
-                QR2(6,2,1,3); QR2(7,3,2,0); AVX_ROUND(r + 3);
-                QR2(8,0,3,1); QR2(9,1,0,2); AVX_ROUND(r + 4);
-                QR2(10,2,1,3); QR2(11,3,2,0); AVX_ROUND(r + 5);
-                QR2(12,0,3,1); QR2(13,1,0,2); AVX_ROUND(r + 6);
-                QR2(14,2,1,3); QR2(15,3,2,0); AVX_ROUND(r + 7);
-                SHA_END();
-            }
+            INTERLEAVED_STEPS(AVX_ROUND);
         }
     }
     double t = now() - t0;
@@ -146,19 +150,7 @@ __attribute__((target("sha,sse4.1"), noinline)) double run_sse_mix(int mode, lon
         if (mode == 0) {
             for (int i = 0; i < 64; i++) SSE_ROUND(i);
         } else {
-            for (int s = 0; s < 8; s++) {
-                int r = 8 * s;
-                SHA_BEGIN();
-                QR2(0,0,3,1); QR2(1,1,0,2); SSE_ROUND(r + 0);
-                QR2(2,2,1,3); QR2(3,3,2,0); SSE_ROUND(r + 1);
-                QR2(4,0,3,1); QR2(5,1,0,2); SSE_ROUND(r + 2);
-                QR2(6,2,1,3); QR2(7,3,2,0); SSE_ROUND(r + 3);
-                QR2(8,0,3,1); QR2(9,1,0,2); SSE_ROUND(r + 4);
-                QR2(10,2,1,3); QR2(11,3,2,0); SSE_ROUND(r + 5);
-                QR2(12,0,3,1); QR2(13,1,0,2); SSE_ROUND(r + 6);
-                QR2(14,2,1,3); QR2(15,3,2,0); SSE_ROUND(r + 7);
-                SHA_END();
-            }
+            INTERLEAVED_STEPS(SSE_ROUND);
         }
     }
     double t = now() - t0;
