@@ -83,7 +83,8 @@ extension Merchant {
     /// `onProgress` the byte offset reached after each window. With neither
     /// `onRecord` nor `onWindow` (and no goods for sale, whose purchases are
     /// noted record by record), no per-record result leaves the verifier's
-    /// threads: each counts its own.
+    /// threads: each counts its own, and `onProgress` is then called from
+    /// them, one call at a time (so it must not wait for the calling thread).
     public func verifyBatch(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil,
@@ -197,8 +198,8 @@ extension Merchant {
     ) throws(MerchantError) -> BatchSummary {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .batchFile(error) }
-        // Each window's pages leave memory once it is done: resident memory
-        // is the ticket table and one window, not the file.
+        // Each window's pages leave memory once every shard is past it:
+        // resident memory is the ticket table and a few windows, not the file.
         let progress: (Int) -> Void = { offset in
             file.release(before: offset)
             onProgress?(offset)

@@ -1,5 +1,4 @@
 import Dispatch
-import Synchronization
 internal import CEngine
 
 /// The merchant's batch verifier (PROTOCOL §7, §10) over the engine's ticket
@@ -156,8 +155,10 @@ public final class BatchVerifier: @unchecked Sendable {
     /// only the totals. Shards never wait for each other: each one's thread
     /// goes through the whole file on its own, a window at a time, taking its
     /// own records and counting its own verdicts (no shard's verdict depends
-    /// on another's records). `progress` gets, after each window, the byte
-    /// offset every shard has passed; it is called on one thread at a time.
+    /// on another's records); none runs more than a few windows ahead of
+    /// the slowest. `progress` gets, after each window, the byte offset every
+    /// shard has passed; it is called from the shards' threads, one call at
+    /// a time.
     public func verifyTotals(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, progress: ((Int) -> Void)? = nil
     ) throws(BatchFileError) -> Totals {
@@ -343,8 +344,11 @@ private struct FailureSlots: @unchecked Sendable {
     let slots: UnsafeMutableBufferPointer<Int>
 }
 
-/// One window of `verifyTotals`: each shard scans, verifies and counts its
-/// own records into its own slots; the caller reads the slots after.
+/// The shards' passes of `verifyTotals`: each scans the whole file for its
+/// own records, verifies and counts them, never more than `runAhead` windows
+/// ahead of the slowest shard (so a batch whose records mostly fall to one
+/// shard is not paged in whole by the others); the caller reads the counts
+/// after.
 private final class TallyWork: @unchecked Sendable {
     let handle: OpaquePointer
     let file: UnsafePointer<UInt8>
@@ -360,9 +364,14 @@ private final class TallyWork: @unchecked Sendable {
     let creditedSums: UnsafeMutablePointer<UInt64>
     let taken: UnsafeMutablePointer<Int>
     let truncated: UnsafeMutablePointer<UInt64>
-    /// Each shard's position, and the offset last reported, under one lock.
-    let positions: UnsafeMutablePointer<Int>
-    let reported = Mutex<Int>(0)
+    static let runAhead = 4
+    /// Under `lock`: each shard's byte position and finished windows
+    /// (Int.max once done), how many shards have started, the offset last reported.
+    private let lock = DispatchSemaphore(value: 1)
+    private let positions: UnsafeMutablePointer<Int>
+    private let windowsDone: UnsafeMutablePointer<Int>
+    private var started = 0
+    private var reported = 0
 
     init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64,
          progress: ((Int) -> Void)?) {
@@ -386,49 +395,85 @@ private final class TallyWork: @unchecked Sendable {
         truncated.initialize(repeating: UInt64.max, count: shards)
         positions = .allocate(capacity: shards)
         positions.initialize(repeating: 4, count: shards)
+        windowsDone = .allocate(capacity: shards)
+        windowsDone.initialize(repeating: 0, count: shards)
     }
 
     func deallocate() {
         refs.forEach { $0.deallocate() }
         verdicts.forEach { $0.deallocate() }
         credited.forEach { $0.deallocate() }
-        counts.deallocate(); creditedSums.deallocate(); taken.deallocate(); positions.deallocate(); truncated.deallocate()
+        counts.deallocate(); creditedSums.deallocate(); taken.deallocate(); truncated.deallocate()
+        positions.deallocate(); windowsDone.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.wait()
+        defer { lock.signal() }
+        return body()
     }
 
     /// Shard `shard`'s pass over the whole file.
     func run(shard: Int) {
+        locked { started += 1 }
         var position = 4
-        let tally = counts + shard * 16
         var sum: UInt64 = 0
+        var windows = 0
+        var tally = (0..<16).map { _ in 0 }  // the thread's own: no line shared with another shard's
         while true {
             var count = 0
             let scanned = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity,
                                                      refs[shard], &count, &truncated[shard])
             if count > 0 {
                 mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
-                for i in 0..<count {
-                    tally[Int(verdicts[shard][i] & 15)] += 1
-                    sum &+= credited[shard][i]
+                tally.withUnsafeMutableBufferPointer { tally in
+                    for i in 0..<count {
+                        tally[Int(verdicts[shard][i] & 15)] += 1
+                        sum &+= credited[shard][i]
+                    }
                 }
             }
             taken[shard] += scanned
-            report(shard: shard, position: position)
-            if scanned < capacity { break }
+            windows += 1
+            let finished = scanned < capacity
+            report(shard: shard, position: position, windows: finished ? Int.max : windows)
+            if finished { break }
+            waitForSlowest(windows: windows)
         }
+        for code in 0..<16 { counts[shard * 16 + code] = tally[code] }
         creditedSums[shard] = sum
     }
 
-    /// Reports the offset all shards have passed, when it moves.
-    private func report(shard: Int, position: Int) {
-        guard let progress else { return }
-        reported.withLock { last in
+    /// Notes a finished window and reports the offset all shards have
+    /// passed, when it moves; `progress` runs on one thread at a time.
+    private func report(shard: Int, position: Int, windows: Int) {
+        locked {
             positions[shard] = position
+            windowsDone[shard] = windows
+            guard let progress else { return }
             var reached = position
             for other in 0..<shards { reached = min(reached, positions[other]) }
-            if reached > last {
-                last = reached
+            if reached > reported {
+                reported = reached
                 progress(reached)
             }
+        }
+    }
+
+    /// Waits while this shard is `runAhead` windows past the slowest one.
+    /// Only once every shard has started: with more shards than cores,
+    /// concurrentPerform may run them one after another, and a wait for one
+    /// not yet started would never end. The slowest shard never waits.
+    private func waitForSlowest(windows: Int) {
+        let nap = DispatchSemaphore(value: 0)
+        while true {
+            let (allStarted, slowest) = locked { () -> (Bool, Int) in
+                var slowest = Int.max
+                for other in 0..<shards { slowest = min(slowest, windowsDone[other]) }
+                return (started == shards, slowest)
+            }
+            if !allStarted || windows - slowest < Self.runAhead { return }
+            _ = nap.wait(timeout: .now() + .microseconds(100))
         }
     }
 }
