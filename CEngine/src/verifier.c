@@ -204,7 +204,6 @@ static inline void prefetch_slot(const shard *s, uint64_t serial) {
     __builtin_prefetch(&s->slots[i]);
 }
 
-/* Grows a shard's arrays to hold at least `wanted` tickets (doubling, from 1024). */
 /* Moves an entry array to a larger mapping. On Linux mremap moves the pages
  * themselves: nothing is copied, and no copy of a key is left behind in the
  * old range; elsewhere the array is copied and the old one zeroed. */
@@ -226,6 +225,7 @@ static void *table_grow(void *old, size_t old_bytes, size_t new_bytes) {
 #endif
 }
 
+/* Grows a shard's arrays to hold at least `wanted` tickets (doubling, from 1024). */
 static int grow(shard *s, uint32_t wanted) {
     uint32_t capacity = s->capacity ? s->capacity * 2 : 1024;
     while (capacity < wanted) capacity *= 2;
@@ -517,10 +517,12 @@ static inline void prefetch_entry(const shard *s, const chunk_scratch *c, uint32
  * pass 2 lines up every hash of the chunk for the multi-lane kernels at once,
  * each chain walk guessing that the serial's previous payment in the chunk
  * will be accepted, and pass 3 applies §7 in file order, taking a lane's
- * result only where its guess held and walking again where it did not (after
- * a refused payment: about one walk per refusal). The result is exactly that
- * of judging the records one by one, however the serials interleave; one
- * serial alone still fills every lane. */
+ * result only where its guess held and walking again where it did not: after
+ * a refused payment, the next one of its serial is walked twice. Payments
+ * whose ticket is registered earlier in the same chunk are walked one at a
+ * time in pass 3 (the ticket is not in the table in pass 2). The result is
+ * exactly that of judging the records one by one, however the serials
+ * interleave; one serial alone still fills every lane. */
 static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_record_ref *records, uint32_t n,
                       uint64_t now, uint8_t *verdicts, uint64_t *credited) {
     mp_lane_kernel kernel = v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
