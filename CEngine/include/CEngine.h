@@ -232,24 +232,19 @@ void mp_verifier_run(mp_verifier *verifier, uint32_t partition, const uint8_t *b
                      uint64_t *credited);
 
 /* Takes the next records of a batch file's bytes, from *position (just past
- * "MPB1" at first) up to `max` records, dealing them to the shards:
- * shard_refs[s] receives shard s's records (their slot is their index in that
- * list) and shard_counts[s] their number; record_shard and record_start get,
- * in file order, each record's shard and the offset of its bytes. Returns the
- * records taken and advances *position; sets *truncated_at to the offset of a
- * final record cut short (else leaves it). */
-size_t mp_verifier_scan(const mp_verifier *verifier, const uint8_t *file, size_t length, size_t *position,
-                        size_t max, mp_record_ref *const *shard_refs, size_t *shard_counts,
-                        uint8_t *record_shard, uint64_t *record_start, uint64_t *truncated_at);
-/* The same records as mp_verifier_scan, keeping only shard `partition`'s in
+ * "MPB1" at first), up to `max` records, keeping shard `partition`'s in
  * `refs` (*count of them): each shard's thread scans for itself, and nothing
- * is dealt or gathered across threads. Returns the records taken in all. */
+ * is dealt across threads. A record's slot is its index among the shard's
+ * records, or with `window_slots` its index among all those taken. Returns
+ * the records taken in all and advances *position; sets *truncated_at to the
+ * offset of a final record cut short (else leaves it). */
 size_t mp_verifier_scan_partition(const mp_verifier *verifier, uint32_t partition, const uint8_t *file,
                                   size_t length, size_t *position, size_t max, mp_record_ref *refs,
-                                  size_t *count, uint64_t *truncated_at);
-/* Puts the shards' results back in file order. */
-void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t *const *shard_verdicts,
-                        const uint64_t *const *shard_credited, uint8_t *verdicts, uint64_t *credited);
+                                  size_t *count, uint64_t *truncated_at, int window_slots);
+/* Puts one shard's results, run with window slots, in their places in file
+ * order: verdicts, credits and where each record's bytes start. */
+void mp_verifier_scatter(const mp_record_ref *refs, size_t count, const uint8_t *shard_verdicts,
+                         const uint64_t *shard_credited, uint8_t *verdicts, uint64_t *credited, uint64_t *starts);
 
 /* Tickets changed since the last mp_verifier_clear_dirty, over all shards. */
 size_t mp_verifier_dirty_count(const mp_verifier *verifier);

@@ -670,36 +670,16 @@ static inline const uint8_t *next_record(const uint8_t *file, size_t length, siz
     return r;
 }
 
-size_t mp_verifier_scan(const mp_verifier *v, const uint8_t *file, size_t length, size_t *position, size_t max,
-                        mp_record_ref *const *shard_refs, size_t *shard_counts, uint8_t *record_shard,
-                        uint64_t *record_start, uint64_t *truncated_at) {
-    size_t pos = *position, n = 0, len;
-    const uint8_t *r;
-    for (uint32_t p = 0; p < v->partitions; p++) shard_counts[p] = 0;
-    while (n < max && (r = next_record(file, length, &pos, &len, truncated_at)) != NULL) {
-        uint32_t p = v->partitions == 1 ? 0 : mp_verifier_partition_of_record(v, r, len);
-        size_t k = shard_counts[p]++;
-        shard_refs[p][k].offset = (uint64_t)(r - file);
-        shard_refs[p][k].length = (uint32_t)len;
-        shard_refs[p][k].slot = (uint32_t)k;
-        record_shard[n] = (uint8_t)p;
-        record_start[n] = (uint64_t)(r - file);
-        n++;
-    }
-    *position = pos;
-    return n;
-}
-
 size_t mp_verifier_scan_partition(const mp_verifier *v, uint32_t partition, const uint8_t *file, size_t length,
                                   size_t *position, size_t max, mp_record_ref *refs, size_t *count,
-                                  uint64_t *truncated_at) {
+                                  uint64_t *truncated_at, int window_slots) {
     size_t pos = *position, n = 0, k = 0, len;
     const uint8_t *r;
     while (n < max && (r = next_record(file, length, &pos, &len, truncated_at)) != NULL) {
         if (v->partitions == 1 || mp_verifier_partition_of_record(v, r, len) == partition) {
             refs[k].offset = (uint64_t)(r - file);
             refs[k].length = (uint32_t)len;
-            refs[k].slot = (uint32_t)k;
+            refs[k].slot = (uint32_t)(window_slots ? n : k);
             k++;
         }
         n++;
@@ -709,14 +689,13 @@ size_t mp_verifier_scan_partition(const mp_verifier *v, uint32_t partition, cons
     return n;
 }
 
-void mp_verifier_gather(size_t count, const uint8_t *record_shard, const uint8_t *const *shard_verdicts,
-                        const uint64_t *const *shard_credited, uint8_t *verdicts, uint64_t *credited) {
-    size_t cursor[256] = {0};
-    for (size_t i = 0; i < count; i++) {
-        uint8_t p = record_shard[i];
-        size_t k = cursor[p]++;
-        verdicts[i] = shard_verdicts[p][k];
-        credited[i] = shard_credited[p][k];
+void mp_verifier_scatter(const mp_record_ref *refs, size_t count, const uint8_t *shard_verdicts,
+                         const uint64_t *shard_credited, uint8_t *verdicts, uint64_t *credited, uint64_t *starts) {
+    for (size_t k = 0; k < count; k++) {
+        uint32_t n = refs[k].slot;
+        verdicts[n] = shard_verdicts[n];
+        credited[n] = shard_credited[n];
+        starts[n] = refs[k].offset;
     }
 }
 

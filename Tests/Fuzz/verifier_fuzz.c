@@ -213,7 +213,7 @@ static void register_tickets(mp_verifier *v, uint32_t partitions) {
         size_t position = 4, count = 0;
         uint64_t truncated = UINT64_MAX;
         mp_verifier_scan_partition(v, p, registrations.bytes, registrations.length, &position, TICKETS, r, &count,
-                                   &truncated);
+                                   &truncated, 0);
         mp_verifier_run(v, p, registrations.bytes, r, count, NOW, verdicts, credits);
     }
 }
@@ -278,7 +278,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (uint32_t p = 0; p < partitions; p++) {
             size_t position = 4, count = 0;
             uint64_t truncated = UINT64_MAX;
-            mp_verifier_scan_partition(v, p, b->bytes, b->length, &position, MAX_RECORDS, refs, &count, &truncated);
+            mp_verifier_scan_partition(v, p, b->bytes, b->length, &position, MAX_RECORDS, refs, &count, &truncated, 0);
             mp_verifier_run(v, p, b->bytes, refs, count, NOW, shard_verdicts, shard_credits);
             for (size_t k = 0; k < count; k++) {
                 size_t lo = 0, hi = b->count; /* the record's index, by its offset */

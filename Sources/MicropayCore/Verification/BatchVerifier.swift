@@ -1,4 +1,9 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 internal import CEngine
 
 /// The merchant's batch verifier (PROTOCOL §7, §10) over the engine's ticket
@@ -86,59 +91,24 @@ public final class BatchVerifier: @unchecked Sendable {
     /// Verifies the batch file in `buffer` at `now`, handing the results to
     /// `body` one window at a time, in file order. Returns the offset of a
     /// truncated tail, if any.
+    ///
+    /// Each shard's thread goes through the file on its own, scanning each
+    /// window for its own records, up to a few windows ahead of the slowest
+    /// shard; a window's results go to `body` as soon as every shard has
+    /// done it, from whichever shard's thread finished it last, one call at
+    /// a time.
     public func verify(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, body: (Window) -> Void
     ) throws(BatchFileError) -> Int? {
         _ = try BatchFileReader(buffer)
         guard let file = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
-        let shards = threads
-        let capacity = windowRecords
-        // Each shard writes its own lists and results: no two threads share a cache line.
-        let refs = (0..<shards).map { _ in UnsafeMutablePointer<mp_record_ref>.allocate(capacity: capacity) }
-        let shardVerdicts = (0..<shards).map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: capacity) }
-        let shardCredited = (0..<shards).map { _ in UnsafeMutablePointer<UInt64>.allocate(capacity: capacity) }
-        let counts = UnsafeMutablePointer<Int>.allocate(capacity: shards)
-        let recordShard = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
-        let starts = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
-        let verdicts = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
-        let credited = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
-        defer {
-            (refs.map { UnsafeMutableRawPointer($0) } + shardVerdicts.map { UnsafeMutableRawPointer($0) }
-                + shardCredited.map { UnsafeMutableRawPointer($0) }).forEach { $0.deallocate() }
-            counts.deallocate(); recordShard.deallocate(); starts.deallocate(); verdicts.deallocate(); credited.deallocate()
+        return withoutActuallyEscaping(body) { body in
+            let work = WindowWork(handle: handle, buffer: buffer, file: file, shards: threads, capacity: windowRecords,
+                                  now: now, body: body)
+            defer { work.deallocate() }
+            onThreads(threads) { work.run(shard: $0) }
+            return work.truncated[0] == UInt64.max ? nil : Int(work.truncated[0])
         }
-        var position = 4
-        var truncatedAt = UInt64.max
-        let work = ShardWork(handle: handle, file: file, refs: refs, counts: counts,
-                             verdicts: shardVerdicts, credited: shardCredited, now: now)
-        while true {
-            let taken = refs.withUnsafeBufferPointer { r in
-                r.withMemoryRebound(to: Optional<UnsafeMutablePointer<mp_record_ref>>.self) { refsOptional in
-                    mp_verifier_scan(handle, file, buffer.count, &position, capacity, refsOptional.baseAddress,
-                                     counts, recordShard, starts, &truncatedAt)
-                }
-            }
-            guard taken > 0 else { break }
-            if shards == 1 {
-                work.run(shard: 0)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: shards) { work.run(shard: $0) }
-            }
-            shardVerdicts.withUnsafeBufferPointer { v in
-                shardCredited.withUnsafeBufferPointer { c in
-                    v.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self) { v in
-                        c.withMemoryRebound(to: Optional<UnsafePointer<UInt64>>.self) { c in
-                            mp_verifier_gather(taken, recordShard, v.baseAddress, c.baseAddress, verdicts, credited)
-                        }
-                    }
-                }
-            }
-            body(Window(count: taken, verdicts: UnsafeBufferPointer(start: verdicts, count: taken),
-                        credited: UnsafeBufferPointer(start: credited, count: taken),
-                        starts: UnsafeBufferPointer(start: starts, count: taken), buffer: buffer))
-            if taken < capacity { break }
-        }
-        return truncatedAt == UInt64.max ? nil : Int(truncatedAt)
     }
 
     /// What a batch comes to when no one needs its records one by one.
@@ -168,11 +138,7 @@ public final class BatchVerifier: @unchecked Sendable {
         let work = TallyWork(handle: handle, file: file, length: buffer.count, shards: threads, capacity: windowRecords,
                              now: now, progress: progress)
         defer { work.deallocate() }
-        if threads == 1 {
-            work.run(shard: 0)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: threads) { work.run(shard: $0) }
-        }
+        onThreads(threads) { work.run(shard: $0) }
         for shard in 0..<threads {
             for code in 0..<16 { totals.perVerdict[code] += work.counts[shard * 16 + code] }
             totals.credited &+= work.creditedSums[shard]
@@ -291,23 +257,6 @@ public final class BatchVerifier: @unchecked Sendable {
 
 /// What the shards' threads share: each touches only its own tickets, list
 /// and results, so handing these pointers to several threads is safe.
-private struct ShardWork: @unchecked Sendable {
-    let handle: OpaquePointer
-    let file: UnsafePointer<UInt8>
-    let refs: [UnsafeMutablePointer<mp_record_ref>]
-    let counts: UnsafeMutablePointer<Int>
-    let verdicts: [UnsafeMutablePointer<UInt8>]
-    let credited: [UnsafeMutablePointer<UInt64>]
-    let now: UInt64
-
-    func run(shard: Int) {
-        let count = counts[shard]
-        guard count > 0 else { return }
-        mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
-    }
-}
-
-
 /// One shard's part of encoding the log: its pieces go to its own slot.
 private struct LogShardWork: @unchecked Sendable {
     let handle: OpaquePointer
@@ -366,11 +315,10 @@ private final class TallyWork: @unchecked Sendable {
     let truncated: UnsafeMutablePointer<UInt64>
     static let runAhead = 4
     /// Under `lock`: each shard's byte position and finished windows
-    /// (Int.max once done), how many shards have started, the offset last reported.
+    /// (Int.max once done), the offset last reported.
     private let lock = DispatchSemaphore(value: 1)
     private let positions: UnsafeMutablePointer<Int>
     private let windowsDone: UnsafeMutablePointer<Int>
-    private var started = 0
     private var reported = 0
 
     init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64,
@@ -415,7 +363,6 @@ private final class TallyWork: @unchecked Sendable {
 
     /// Shard `shard`'s pass over the whole file.
     func run(shard: Int) {
-        locked { started += 1 }
         var position = 4
         var sum: UInt64 = 0
         var windows = 0
@@ -423,7 +370,7 @@ private final class TallyWork: @unchecked Sendable {
         while true {
             var count = 0
             let scanned = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity,
-                                                     refs[shard], &count, &truncated[shard])
+                                                     refs[shard], &count, &truncated[shard], 0)
             if count > 0 {
                 mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
                 tally.withUnsafeMutableBufferPointer { tally in
@@ -460,20 +407,199 @@ private final class TallyWork: @unchecked Sendable {
         }
     }
 
-    /// Waits while this shard is `runAhead` windows past the slowest one.
-    /// Only once every shard has started: with more shards than cores,
-    /// concurrentPerform may run them one after another, and a wait for one
-    /// not yet started would never end. The slowest shard never waits.
+    /// Waits while this shard is `runAhead` windows past the slowest one;
+    /// every shard has a thread of its own (`onThreads`), and the slowest
+    /// never waits.
     private func waitForSlowest(windows: Int) {
         let nap = DispatchSemaphore(value: 0)
         while true {
-            let (allStarted, slowest) = locked { () -> (Bool, Int) in
+            let slowest = locked { () -> Int in
                 var slowest = Int.max
                 for other in 0..<shards { slowest = min(slowest, windowsDone[other]) }
-                return (started == shards, slowest)
+                return slowest
             }
-            if !allStarted || windows - slowest < Self.runAhead { return }
+            if windows - slowest < Self.runAhead { return }
             _ = nap.wait(timeout: .now() + .microseconds(100))
         }
+    }
+}
+
+/// The shards' passes of `verify`: each scans every window for its own
+/// records and verifies them into its own ring of `depth` windows, with each
+/// record's result at its place in the window; the last shard to finish a
+/// window puts the shards' results in file order and hands them to `body`.
+/// A shard waits while it is `depth` windows past the last one handed over,
+/// so the ring is never overwritten before it is read.
+private final class WindowWork: @unchecked Sendable {
+    static let depth = 4
+    let handle: OpaquePointer
+    let buffer: UnsafeRawBufferPointer
+    let file: UnsafePointer<UInt8>
+    let shards: Int
+    let capacity: Int
+    let now: UInt64
+    let body: (BatchVerifier.Window) -> Void
+    /// [shard * depth + ring slot]
+    let refs: [UnsafeMutablePointer<mp_record_ref>]
+    let verdicts: [UnsafeMutablePointer<UInt8>]
+    let credited: [UnsafeMutablePointer<UInt64>]
+    let counts: UnsafeMutablePointer<Int>
+    let scanned: UnsafeMutablePointer<Int>
+    let truncated: UnsafeMutablePointer<UInt64>
+    /// The window in file order, handed to `body`.
+    let outVerdicts: UnsafeMutablePointer<UInt8>
+    let outCredited: UnsafeMutablePointer<UInt64>
+    let outStarts: UnsafeMutablePointer<UInt64>
+    /// Under `lock`: windows each shard has done, and windows handed over.
+    private let lock = DispatchSemaphore(value: 1)
+    private let windowsDone: UnsafeMutablePointer<Int>
+    private var handedOver = 0
+
+    init(handle: OpaquePointer, buffer: UnsafeRawBufferPointer, file: UnsafePointer<UInt8>, shards: Int, capacity: Int,
+         now: UInt64, body: @escaping (BatchVerifier.Window) -> Void) {
+        self.handle = handle
+        self.buffer = buffer
+        self.file = file
+        self.shards = shards
+        self.capacity = capacity
+        self.now = now
+        self.body = body
+        let slots = shards * Self.depth
+        refs = (0..<slots).map { _ in .allocate(capacity: capacity) }
+        verdicts = (0..<slots).map { _ in .allocate(capacity: capacity) }
+        credited = (0..<slots).map { _ in .allocate(capacity: capacity) }
+        counts = .allocate(capacity: slots)
+        counts.initialize(repeating: 0, count: slots)
+        scanned = .allocate(capacity: slots)
+        scanned.initialize(repeating: 0, count: slots)
+        truncated = .allocate(capacity: shards)
+        truncated.initialize(repeating: UInt64.max, count: shards)
+        outVerdicts = .allocate(capacity: capacity)
+        outCredited = .allocate(capacity: capacity)
+        outStarts = .allocate(capacity: capacity)
+        windowsDone = .allocate(capacity: shards)
+        windowsDone.initialize(repeating: 0, count: shards)
+    }
+
+    func deallocate() {
+        refs.forEach { $0.deallocate() }
+        verdicts.forEach { $0.deallocate() }
+        credited.forEach { $0.deallocate() }
+        counts.deallocate(); scanned.deallocate(); truncated.deallocate()
+        outVerdicts.deallocate(); outCredited.deallocate(); outStarts.deallocate(); windowsDone.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.wait()
+        defer { lock.signal() }
+        return body()
+    }
+
+    func run(shard: Int) {
+        var position = 4
+        var windows = 0
+        while true {
+            waitForRoom(windows: windows)
+            let slot = shard * Self.depth + windows % Self.depth
+            var count = 0
+            let taken = mp_verifier_scan_partition(handle, UInt32(shard), file, buffer.count, &position, capacity,
+                                                   refs[slot], &count, &truncated[shard], 1)
+            if count > 0 {
+                mp_verifier_run(handle, UInt32(shard), file, refs[slot], count, now, verdicts[slot], credited[slot])
+            }
+            counts[slot] = count
+            scanned[slot] = taken
+            windows += 1
+            finished(shard: shard, windows: windows)
+            if taken < capacity { break }
+        }
+    }
+
+    /// Notes the shard's window done and hands over every window all shards have done.
+    private func finished(shard: Int, windows: Int) {
+        locked {
+            windowsDone[shard] = windows
+            var ready = Int.max
+            for other in 0..<shards { ready = min(ready, windowsDone[other]) }
+            while handedOver < ready {
+                let ring = handedOver % Self.depth
+                let taken = scanned[ring]  // every shard takes the same records in a window
+                for other in 0..<shards {
+                    let slot = other * Self.depth + ring
+                    mp_verifier_scatter(refs[slot], counts[slot], verdicts[slot], credited[slot], outVerdicts,
+                                        outCredited, outStarts)
+                }
+                if taken > 0 {
+                    body(BatchVerifier.Window(
+                        count: taken, verdicts: UnsafeBufferPointer(start: outVerdicts, count: taken),
+                        credited: UnsafeBufferPointer(start: outCredited, count: taken),
+                        starts: UnsafeBufferPointer(start: outStarts, count: taken), buffer: buffer))
+                }
+                handedOver += 1
+            }
+        }
+    }
+
+    /// Waits while the ring slot this shard would fill next still holds a
+    /// window not handed over. The shard that is furthest behind never waits.
+    private func waitForRoom(windows: Int) {
+        let nap = DispatchSemaphore(value: 0)
+        while windows - locked({ handedOver }) >= Self.depth {
+            _ = nap.wait(timeout: .now() + .microseconds(100))
+        }
+    }
+}
+
+/// Runs `body(0)`, `body(1)`, ... `body(count - 1)` each on a thread of its
+/// own, `body(0)` on the calling one, and returns when all are done. Unlike
+/// `concurrentPerform`, which may run iterations one after another when there
+/// are more than cores, every one runs at once: they may wait for each other.
+private func onThreads(_ count: Int, _ body: (Int) -> Void) {
+    guard count > 1 else {
+        body(0)
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let start = ThreadStart(body: body)
+        var threads: [pthread_t] = []
+        for index in 1..<count {
+            let context = Unmanaged.passRetained(ThreadArgument(start: start, index: index)).toOpaque()
+            #if canImport(Darwin)
+            var thread: pthread_t?
+            let status = pthread_create(&thread, nil, { ThreadArgument.run($0) }, context)
+            #else
+            var thread = pthread_t()
+            let status = pthread_create(&thread, nil, { ThreadArgument.run($0!) }, context)
+            #endif
+            precondition(status == 0, "pthread_create failed: \(status)")
+            #if canImport(Darwin)
+            threads.append(thread!)
+            #else
+            threads.append(thread)
+            #endif
+        }
+        body(0)
+        for thread in threads { pthread_join(thread, nil) }
+    }
+}
+
+private final class ThreadStart: @unchecked Sendable {
+    let body: (Int) -> Void
+    init(body: @escaping (Int) -> Void) { self.body = body }
+}
+
+private final class ThreadArgument: @unchecked Sendable {
+    let start: ThreadStart
+    let index: Int
+    init(start: ThreadStart, index: Int) {
+        self.start = start
+        self.index = index
+    }
+
+    /// A thread's start: takes back the argument retained for it.
+    static func run(_ raw: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+        let argument = Unmanaged<ThreadArgument>.fromOpaque(raw).takeRetainedValue()
+        argument.start.body(argument.index)
+        return nil
     }
 }
