@@ -99,7 +99,8 @@ static inline uint64_t load_be64(const uint8_t *p) {
 uint32_t mp_verifier_partition_of(const mp_verifier *v, uint64_t serial) {
     if (v->partitions == 1) return 0;
     uint64_t h = (serial ^ (serial >> 29)) * 0xBF58476D1CE4E5B9ULL;
-    return (uint32_t)((h >> 32) % v->partitions);
+    /* the high half scaled to [0, partitions): a multiply, where % divided */
+    return (uint32_t)(((h >> 32) * v->partitions) >> 32);
 }
 
 uint32_t mp_verifier_partition_of_record(const mp_verifier *v, const uint8_t *record, size_t length) {
