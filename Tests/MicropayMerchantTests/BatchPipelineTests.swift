@@ -66,7 +66,7 @@ struct BatchPipelineTests {
                 while count < 300 {
                     for record in world.nextRecord() { try writer.append(record); count += 1 }
                 }
-                if batchNumber == 3 { try writer.appendRaw([0x00]) }  // a cut tail
+                if batchNumber == 3 { writer.appendRaw([0x00]) }  // a cut tail
                 try Self.verify(fast, writer.bytes, now: now, sequential: false, threads: threads, into: &fastRun)
                 try Self.verify(slow, writer.bytes, now: now, sequential: true, threads: 1, into: &slowRun)
                 countingSummaries.append(try counting.verifyBatch(bytes: writer.bytes, now: now, threads: threads,

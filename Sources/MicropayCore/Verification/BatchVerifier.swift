@@ -306,9 +306,7 @@ private final class TallyWork: @unchecked Sendable {
     let capacity: Int
     let now: UInt64
     let progress: ((Int) -> Void)?
-    let refs: [UnsafeMutablePointer<mp_record_ref>]
-    let verdicts: [UnsafeMutablePointer<UInt8>]
-    let credited: [UnsafeMutablePointer<UInt64>]
+    let results: ResultSlots
     let counts: UnsafeMutablePointer<Int>
     let creditedSums: UnsafeMutablePointer<UInt64>
     let taken: UnsafeMutablePointer<Int>
@@ -316,7 +314,7 @@ private final class TallyWork: @unchecked Sendable {
     static let runAhead = 4
     /// Under `lock`: each shard's byte position and finished windows
     /// (Int.max once done), the offset last reported.
-    private let lock = DispatchSemaphore(value: 1)
+    private let lock = ShardLock()
     private let positions: UnsafeMutablePointer<Int>
     private let windowsDone: UnsafeMutablePointer<Int>
     private var reported = 0
@@ -330,35 +328,19 @@ private final class TallyWork: @unchecked Sendable {
         self.capacity = capacity
         self.now = now
         self.progress = progress
-        refs = (0..<shards).map { _ in .allocate(capacity: capacity) }
-        verdicts = (0..<shards).map { _ in .allocate(capacity: capacity) }
-        credited = (0..<shards).map { _ in .allocate(capacity: capacity) }
-        counts = .allocate(capacity: shards * 16)
-        counts.initialize(repeating: 0, count: shards * 16)
-        creditedSums = .allocate(capacity: shards)
-        creditedSums.initialize(repeating: 0, count: shards)
-        taken = .allocate(capacity: shards)
-        taken.initialize(repeating: 0, count: shards)
-        truncated = .allocate(capacity: shards)
-        truncated.initialize(repeating: UInt64.max, count: shards)
-        positions = .allocate(capacity: shards)
-        positions.initialize(repeating: 4, count: shards)
-        windowsDone = .allocate(capacity: shards)
-        windowsDone.initialize(repeating: 0, count: shards)
+        results = ResultSlots(slots: shards, capacity: capacity)
+        counts = filled(shards * 16, 0)
+        creditedSums = filled(shards, 0)
+        taken = filled(shards, 0)
+        truncated = filled(shards, UInt64.max)
+        positions = filled(shards, 4)
+        windowsDone = filled(shards, 0)
     }
 
     func deallocate() {
-        refs.forEach { $0.deallocate() }
-        verdicts.forEach { $0.deallocate() }
-        credited.forEach { $0.deallocate() }
+        results.deallocate()
         counts.deallocate(); creditedSums.deallocate(); taken.deallocate(); truncated.deallocate()
         positions.deallocate(); windowsDone.deallocate()
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        lock.wait()
-        defer { lock.signal() }
-        return body()
     }
 
     /// Shard `shard`'s pass over the whole file.
@@ -370,13 +352,14 @@ private final class TallyWork: @unchecked Sendable {
         while true {
             var count = 0
             let scanned = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity,
-                                                     refs[shard], &count, &truncated[shard], 0)
+                                                     results.refs[shard], &count, &truncated[shard], 0)
             if count > 0 {
-                mp_verifier_run(handle, UInt32(shard), file, refs[shard], count, now, verdicts[shard], credited[shard])
+                mp_verifier_run(handle, UInt32(shard), file, results.refs[shard], count, now, results.verdicts[shard],
+                                results.credited[shard])
                 tally.withUnsafeMutableBufferPointer { tally in
                     for i in 0..<count {
-                        tally[Int(verdicts[shard][i] & 15)] += 1
-                        sum &+= credited[shard][i]
+                        tally[Int(results.verdicts[shard][i] & 15)] += 1
+                        sum &+= results.credited[shard][i]
                     }
                 }
             }
@@ -394,7 +377,7 @@ private final class TallyWork: @unchecked Sendable {
     /// Notes a finished window and reports the offset all shards have
     /// passed, when it moves; `progress` runs on one thread at a time.
     private func report(shard: Int, position: Int, windows: Int) {
-        locked {
+        lock.locked {
             positions[shard] = position
             windowsDone[shard] = windows
             guard let progress else { return }
@@ -411,15 +394,10 @@ private final class TallyWork: @unchecked Sendable {
     /// every shard has a thread of its own (`onThreads`), and the slowest
     /// never waits.
     private func waitForSlowest(windows: Int) {
-        let nap = DispatchSemaphore(value: 0)
-        while true {
-            let slowest = locked { () -> Int in
-                var slowest = Int.max
-                for other in 0..<shards { slowest = min(slowest, windowsDone[other]) }
-                return slowest
-            }
-            if windows - slowest < Self.runAhead { return }
-            _ = nap.wait(timeout: .now() + .microseconds(100))
+        lock.wait {
+            var slowest = Int.max
+            for other in 0..<shards { slowest = min(slowest, windowsDone[other]) }
+            return windows - slowest < Self.runAhead
         }
     }
 }
@@ -440,9 +418,7 @@ private final class WindowWork: @unchecked Sendable {
     let now: UInt64
     let body: (BatchVerifier.Window) -> Void
     /// [shard * depth + ring slot]
-    let refs: [UnsafeMutablePointer<mp_record_ref>]
-    let verdicts: [UnsafeMutablePointer<UInt8>]
-    let credited: [UnsafeMutablePointer<UInt64>]
+    let results: ResultSlots
     let counts: UnsafeMutablePointer<Int>
     let scanned: UnsafeMutablePointer<Int>
     let truncated: UnsafeMutablePointer<UInt64>
@@ -451,7 +427,7 @@ private final class WindowWork: @unchecked Sendable {
     let outCredited: UnsafeMutablePointer<UInt64>
     let outStarts: UnsafeMutablePointer<UInt64>
     /// Under `lock`: windows each shard has done, and windows handed over.
-    private let lock = DispatchSemaphore(value: 1)
+    private let lock = ShardLock()
     private let windowsDone: UnsafeMutablePointer<Int>
     private var handedOver = 0
 
@@ -465,34 +441,20 @@ private final class WindowWork: @unchecked Sendable {
         self.now = now
         self.body = body
         let slots = shards * Self.depth
-        refs = (0..<slots).map { _ in .allocate(capacity: capacity) }
-        verdicts = (0..<slots).map { _ in .allocate(capacity: capacity) }
-        credited = (0..<slots).map { _ in .allocate(capacity: capacity) }
-        counts = .allocate(capacity: slots)
-        counts.initialize(repeating: 0, count: slots)
-        scanned = .allocate(capacity: slots)
-        scanned.initialize(repeating: 0, count: slots)
-        truncated = .allocate(capacity: shards)
-        truncated.initialize(repeating: UInt64.max, count: shards)
+        results = ResultSlots(slots: slots, capacity: capacity)
+        counts = filled(slots, 0)
+        scanned = filled(slots, 0)
+        truncated = filled(shards, UInt64.max)
         outVerdicts = .allocate(capacity: capacity)
         outCredited = .allocate(capacity: capacity)
         outStarts = .allocate(capacity: capacity)
-        windowsDone = .allocate(capacity: shards)
-        windowsDone.initialize(repeating: 0, count: shards)
+        windowsDone = filled(shards, 0)
     }
 
     func deallocate() {
-        refs.forEach { $0.deallocate() }
-        verdicts.forEach { $0.deallocate() }
-        credited.forEach { $0.deallocate() }
+        results.deallocate()
         counts.deallocate(); scanned.deallocate(); truncated.deallocate()
         outVerdicts.deallocate(); outCredited.deallocate(); outStarts.deallocate(); windowsDone.deallocate()
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        lock.wait()
-        defer { lock.signal() }
-        return body()
     }
 
     func run(shard: Int) {
@@ -503,9 +465,10 @@ private final class WindowWork: @unchecked Sendable {
             let slot = shard * Self.depth + windows % Self.depth
             var count = 0
             let taken = mp_verifier_scan_partition(handle, UInt32(shard), file, buffer.count, &position, capacity,
-                                                   refs[slot], &count, &truncated[shard], 1)
+                                                   results.refs[slot], &count, &truncated[shard], 1)
             if count > 0 {
-                mp_verifier_run(handle, UInt32(shard), file, refs[slot], count, now, verdicts[slot], credited[slot])
+                mp_verifier_run(handle, UInt32(shard), file, results.refs[slot], count, now, results.verdicts[slot],
+                                results.credited[slot])
             }
             counts[slot] = count
             scanned[slot] = taken
@@ -517,7 +480,7 @@ private final class WindowWork: @unchecked Sendable {
 
     /// Notes the shard's window done and hands over every window all shards have done.
     private func finished(shard: Int, windows: Int) {
-        locked {
+        lock.locked {
             windowsDone[shard] = windows
             var ready = Int.max
             for other in 0..<shards { ready = min(ready, windowsDone[other]) }
@@ -526,8 +489,8 @@ private final class WindowWork: @unchecked Sendable {
                 let taken = scanned[ring]  // every shard takes the same records in a window
                 for other in 0..<shards {
                     let slot = other * Self.depth + ring
-                    mp_verifier_scatter(refs[slot], counts[slot], verdicts[slot], credited[slot], outVerdicts,
-                                        outCredited, outStarts)
+                    mp_verifier_scatter(results.refs[slot], counts[slot], results.verdicts[slot], results.credited[slot],
+                                        outVerdicts, outCredited, outStarts)
                 }
                 if taken > 0 {
                     body(BatchVerifier.Window(
@@ -543,10 +506,7 @@ private final class WindowWork: @unchecked Sendable {
     /// Waits while the ring slot this shard would fill next still holds a
     /// window not handed over. The shard that is furthest behind never waits.
     private func waitForRoom(windows: Int) {
-        let nap = DispatchSemaphore(value: 0)
-        while windows - locked({ handedOver }) >= Self.depth {
-            _ = nap.wait(timeout: .now() + .microseconds(100))
-        }
+        lock.wait { windows - handedOver < Self.depth }
     }
 }
 
@@ -602,4 +562,49 @@ private final class ThreadArgument: @unchecked Sendable {
         argument.start.body(argument.index)
         return nil
     }
+}
+
+/// Record lists and results for `slots` windows of `capacity` records, each
+/// slot its own allocation: no two shards write to one cache line.
+private struct ResultSlots {
+    let refs: [UnsafeMutablePointer<mp_record_ref>]
+    let verdicts: [UnsafeMutablePointer<UInt8>]
+    let credited: [UnsafeMutablePointer<UInt64>]
+
+    init(slots: Int, capacity: Int) {
+        refs = (0..<slots).map { _ in .allocate(capacity: capacity) }
+        verdicts = (0..<slots).map { _ in .allocate(capacity: capacity) }
+        credited = (0..<slots).map { _ in .allocate(capacity: capacity) }
+    }
+
+    func deallocate() {
+        refs.forEach { $0.deallocate() }
+        verdicts.forEach { $0.deallocate() }
+        credited.forEach { $0.deallocate() }
+    }
+}
+
+/// The lock over the shards' shared bookkeeping (a semaphore: Synchronization's
+/// Mutex would need macOS 15), and a wait on it.
+private final class ShardLock: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 1)
+
+    func locked<T>(_ body: () -> T) -> T {
+        semaphore.wait()
+        defer { semaphore.signal() }
+        return body()
+    }
+
+    /// Returns once `ready` holds, checked under the lock every 100 µs.
+    func wait(until ready: () -> Bool) {
+        let nap = DispatchSemaphore(value: 0)
+        while !locked(ready) { _ = nap.wait(timeout: .now() + .microseconds(100)) }
+    }
+}
+
+/// `count` values, each `value`; the caller deallocates.
+private func filled<T>(_ count: Int, _ value: T) -> UnsafeMutablePointer<T> {
+    let pointer = UnsafeMutablePointer<T>.allocate(capacity: count)
+    pointer.initialize(repeating: value, count: count)
+    return pointer
 }
