@@ -83,8 +83,10 @@ extension Merchant {
     /// `onProgress` the byte offset reached after each window. With neither
     /// `onRecord` nor `onWindow` (and no goods for sale, whose purchases are
     /// noted record by record), no per-record result leaves the verifier's
-    /// threads: each counts its own, and `onProgress` is then called from
-    /// them, one call at a time (so it must not wait for the calling thread).
+    /// threads: each counts its own. The three are called from the
+    /// verifier's threads, one call at a time and windows in file order, while
+    /// the other shards go on: they must not wait for the calling thread
+    /// (it runs a shard) nor call back into this merchant.
     public func verifyBatch(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, tag: String = "", threads: Int = Merchant.defaultThreads,
         onRecord: ((BatchRecord, RecordOutcome) -> Void)? = nil,

@@ -12,8 +12,8 @@ internal import CEngine
 /// the multi-lane kernels first. Verdicts, credits and the final state are
 /// exactly those of judging the records one by one.
 ///
-/// Memory: the ticket table, plus a window of at most `windowRecords`
-/// records' results; never the whole batch.
+/// Memory: the ticket table, plus a few windows of at most `windowRecords`
+/// records' results per shard (4 in `verify`); never the whole batch.
 public final class BatchVerifier: @unchecked Sendable {
     public let bankID: UInt32
     public let merchant: UInt64
@@ -96,7 +96,8 @@ public final class BatchVerifier: @unchecked Sendable {
     /// window for its own records, up to a few windows ahead of the slowest
     /// shard; a window's results go to `body` as soon as every shard has
     /// done it, from whichever shard's thread finished it last, one call at
-    /// a time.
+    /// a time. So `body` must not wait for the calling thread (which runs a
+    /// shard), nor use this verifier: its shards go on while it runs.
     public func verify(
         _ buffer: UnsafeRawBufferPointer, now: UInt64, body: (Window) -> Void
     ) throws(BatchFileError) -> Int? {
@@ -522,14 +523,20 @@ private func onThreads(_ count: Int, _ body: (Int) -> Void) {
     withoutActuallyEscaping(body) { body in
         let start = ThreadStart(body: body)
         var threads: [pthread_t] = []
+        // The same stack as a main thread's, whatever the platform's default
+        // for new threads (512 KB on macOS): callers' closures run there too.
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 8 << 20)
         for index in 1..<count {
             let context = Unmanaged.passRetained(ThreadArgument(start: start, index: index)).toOpaque()
             #if canImport(Darwin)
             var thread: pthread_t?
-            let status = pthread_create(&thread, nil, { ThreadArgument.run($0) }, context)
+            let status = pthread_create(&thread, &attributes, { ThreadArgument.run($0) }, context)
             #else
             var thread = pthread_t()
-            let status = pthread_create(&thread, nil, { ThreadArgument.run($0!) }, context)
+            let status = pthread_create(&thread, &attributes, { ThreadArgument.run($0!) }, context)
             #endif
             precondition(status == 0, "pthread_create failed: \(status)")
             #if canImport(Darwin)
