@@ -8,7 +8,9 @@
  * tickets (chains of 40 words, orders), registered beforehand, into batches of valid payments,
  * forgeries, replays, retries, gaps, registrations, other banks, wrong modes
  * and malformed records; every batch must give the same verdicts, credits
- * and final ticket states on 1, 2 and 3 shards as one record at a time.
+ * and final ticket states on 1, 2 and 3 shards (each scanning for its own
+ * records and scattering its results back into file order) as one record
+ * at a time.
  * Any difference, or any memory error (ASan, UBSan), stops the run.
  *
  *   Tests/Fuzz/run.sh [seconds]      # builds with clang and runs it
@@ -240,8 +242,8 @@ static int same_state(const mp_ticket_export *a, const mp_ticket_export *b) {
 }
 
 static batch input_batch;
-static uint8_t one_verdict[MAX_RECORDS], shard_verdicts[MAX_RECORDS];
-static uint64_t one_credit[MAX_RECORDS], shard_credits[MAX_RECORDS];
+static uint8_t one_verdict[MAX_RECORDS], shard_verdicts[MAX_RECORDS], out_verdicts[MAX_RECORDS];
+static uint64_t one_credit[MAX_RECORDS], shard_credits[MAX_RECORDS], out_credits[MAX_RECORDS], out_starts[MAX_RECORDS];
 static mp_record_ref refs[MAX_RECORDS];
 static mp_ticket_export one_state[TICKETS], shard_state[TICKETS];
 
@@ -275,25 +277,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (uint32_t partitions = 1; partitions <= 3; partitions++) {
         mp_verifier *v = mp_verifier_new(BANK, MERCHANT, merchant_key, partitions);
         register_tickets(v, partitions);
+        /* Each shard scans for its own records, their slots their places in
+         * the batch (as BatchVerifier.verify does), and scatters its results
+         * into file order. */
+        memset(out_verdicts, 0xff, sizeof out_verdicts);
         for (uint32_t p = 0; p < partitions; p++) {
             size_t position = 4, count = 0;
             uint64_t truncated = UINT64_MAX;
-            mp_verifier_scan_partition(v, p, b->bytes, b->length, &position, MAX_RECORDS, refs, &count, &truncated, 0);
+            mp_verifier_scan_partition(v, p, b->bytes, b->length, &position, MAX_RECORDS, refs, &count, &truncated, 1);
             mp_verifier_run(v, p, b->bytes, refs, count, NOW, shard_verdicts, shard_credits);
-            for (size_t k = 0; k < count; k++) {
-                size_t lo = 0, hi = b->count; /* the record's index, by its offset */
-                while (lo < hi) {
-                    size_t mid = (lo + hi) / 2;
-                    if (b->offsets[mid] < refs[k].offset) lo = mid + 1; else hi = mid;
-                }
-                if (shard_verdicts[k] != one_verdict[lo] || shard_credits[k] != one_credit[lo]) {
-                    fprintf(stderr, "record %zu, %u shards: verdict %u credit %llu, alone %u credit %llu\n", lo,
-                            partitions, shard_verdicts[k], (unsigned long long)shard_credits[k], one_verdict[lo],
-                            (unsigned long long)one_credit[lo]);
-                    abort();
-                }
-            }
+            mp_verifier_scatter(refs, count, shard_verdicts, shard_credits, out_verdicts, out_credits, out_starts);
         }
+        for (size_t i = 0; i < b->count; i++)
+            if (out_verdicts[i] != one_verdict[i] || out_credits[i] != one_credit[i] || out_starts[i] != b->offsets[i]) {
+                fprintf(stderr, "record %zu, %u shards: verdict %u credit %llu, alone %u credit %llu\n", i, partitions,
+                        out_verdicts[i], (unsigned long long)out_credits[i], one_verdict[i],
+                        (unsigned long long)one_credit[i]);
+                abort();
+            }
         size_t n = export_all(v, partitions, shard_state);
         if (n != one_tickets) abort();
         for (size_t i = 0; i < n; i++)
