@@ -35,8 +35,8 @@ func micropay(_ arguments: [String], in directory: String) throws -> ToolRun {
     // Files, not pipes: a chatty child cannot block on a full pipe.
     let outPath = "\(directory)/.stdout-\(UUID().uuidString)"
     let errPath = "\(directory)/.stderr-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    precondition(FileManager.default.createFile(atPath: outPath, contents: nil), "cannot create \(outPath)")
+    precondition(FileManager.default.createFile(atPath: errPath, contents: nil), "cannot create \(errPath)")
     defer { try? FileManager.default.removeItem(atPath: outPath); try? FileManager.default.removeItem(atPath: errPath) }
     let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
@@ -92,7 +92,7 @@ func parseJSON(_ text: String) throws -> [String: Any] {
 }
 
 func write(_ bytes: [UInt8], to path: String) {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "cannot write \(path)")
 }
 
 @Suite("micropay merchant verify")
