@@ -61,11 +61,7 @@ struct BatchPipelineTests {
             var fastRun = Run(), slowRun = Run()
             for batchNumber in 0..<6 {
                 let now = PaymentWorld.start + UInt64(batchNumber) * 70
-                var writer = BatchFileWriter()
-                var count = 0
-                while count < 300 {
-                    for record in world.nextRecord() { try writer.append(record); count += 1 }
-                }
+                var writer = try PaymentWorld.batch(world.records(atLeast: 300))
                 if batchNumber == 3 { writer.appendRaw([0x00]) }  // a cut tail
                 try Self.verify(fast, writer.bytes, now: now, sequential: false, threads: threads, into: &fastRun)
                 try Self.verify(slow, writer.bytes, now: now, sequential: true, threads: 1, into: &slowRun)
@@ -100,11 +96,8 @@ struct BatchPipelineTests {
             }
             let fast = try merchant(), counting = try merchant(), slow = try merchant()
             // The ticket first, in a batch of its own: in the stream's batch it is known from the first record.
-            var writers = [BatchFileWriter(), BatchFileWriter()]
-            try writers[0].append(world.tickets[ticket].ticket)
-            var records: [[UInt8]] = []
-            while records.count < 900 { records += world.nextRecord(only: ticket) }
-            for record in records { try writers[1].append(record) }
+            let records = world.records(atLeast: 900, only: ticket)
+            let writers = [try PaymentWorld.batch([world.tickets[ticket].ticket]), try PaymentWorld.batch(records)]
             var fastRun = Run(), slowRun = Run()
             var countingSummaries: [BatchSummary] = []
             for writer in writers {
@@ -152,8 +145,7 @@ struct BatchPipelineTests {
             for _ in 0..<2 { if let payment = next.next() { ordered.append(payment) } }
         }
         while let payment = next.next() { ordered.append(payment) }
-        var writer = BatchFileWriter()
-        for record in ordered { try writer.append(record) }
+        let writer = try PaymentWorld.batch(ordered)
         let fast = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey, store: MerchantStore())
         let slow = try Merchant(bankID: spec.bankID, merchant: spec.merchant, merchantKey: generated.merchantKey, store: MerchantStore())
         var fastRun = Run(), slowRun = Run()

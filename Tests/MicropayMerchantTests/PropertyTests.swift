@@ -214,6 +214,21 @@ struct PaymentWorld {
         return record
     }
 
+    /// The stream's next records, at least `count` of them (a reordered pair
+    /// may add one more); on ticket `only` if given.
+    mutating func records(atLeast count: Int, only: Int? = nil) -> [[UInt8]] {
+        var records: [[UInt8]] = []
+        while records.count < count { records += nextRecord(only: only) }
+        return records
+    }
+
+    /// A batch file of `records`, in order.
+    static func batch(_ records: [[UInt8]]) throws -> BatchFileWriter {
+        var writer = BatchFileWriter()
+        for record in records { try writer.append(record) }
+        return writer
+    }
+
     /// One record of the stream: mostly payments, with every kind of fault;
     /// on ticket `only` if given, else on a random one.
     mutating func nextRecord(only: Int? = nil) -> [[UInt8]] {
@@ -294,14 +309,8 @@ struct PropertyTests {
         for batchNumber in 0..<7 {
             // Times step past the tickets' expiries (start + 100...400).
             let now = PaymentWorld.start + UInt64(batchNumber) * 70
-            var writer = BatchFileWriter()
-            var records: [[UInt8]] = []
-            while records.count < 160 {
-                for record in world.nextRecord() {
-                    records.append(record)
-                    try writer.append(record)
-                }
-            }
+            let records = world.records(atLeast: 160)
+            var writer = try PaymentWorld.batch(records)
             let cut = world.chance(30)
             if cut { writer.appendRaw(world.chance(50) ? [0x00] : [0x00, 0x34, 0x01, 0x01]) }
             let expected = records.map { reference.judge($0, now: now) }

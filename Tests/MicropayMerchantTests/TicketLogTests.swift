@@ -324,11 +324,7 @@ struct TicketLogTests {
         var generations = Set<UInt64>()
         for round in 0..<8 {
             let now = PaymentWorld.start + UInt64(round) * 10
-            var writer = BatchFileWriter()
-            var count = 0
-            while count < 200 {
-                for record in world.nextRecord() { try writer.append(record); count += 1 }
-            }
+            let writer = try PaymentWorld.batch(world.records(atLeast: 200))
             for m in [merchant!, reference] {
                 _ = try m.verifyBatch(bytes: writer.bytes, now: now, threads: 2)
                 // A Deposit changes every ticket with a new claim: a commit from the entries.
