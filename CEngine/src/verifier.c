@@ -188,9 +188,20 @@ size_t mp_verifier_ticket_count(const mp_verifier *v) {
     return n;
 }
 
+/* Where a serial's probe starts. */
+static inline uint32_t home(const shard *s, uint64_t serial) { return (uint32_t)(mix(serial) >> 32) & s->slot_mask; }
+
+/* Puts entry e under its serial, in the first free slot of its probe. */
+static inline void place(shard *s, uint64_t serial, uint32_t e) {
+    uint32_t i = home(s, serial);
+    while (s->slots[i].index != 0) i = (i + 1) & s->slot_mask;
+    s->slots[i].serial = serial;
+    s->slots[i].index = e + 1;
+}
+
 static inline uint32_t find(const shard *s, uint64_t serial) {
     if (s->slot_mask == 0) return NO_ENTRY;
-    uint32_t i = (uint32_t)(mix(serial) >> 32) & s->slot_mask;
+    uint32_t i = home(s, serial);
     for (;;) {
         uint32_t idx = s->slots[i].index;
         if (idx == 0) return NO_ENTRY;
@@ -201,8 +212,7 @@ static inline uint32_t find(const shard *s, uint64_t serial) {
 
 static inline void prefetch_slot(const shard *s, uint64_t serial) {
     if (s->slot_mask == 0) return;
-    uint32_t i = (uint32_t)(mix(serial) >> 32) & s->slot_mask;
-    __builtin_prefetch(&s->slots[i]);
+    __builtin_prefetch(&s->slots[home(s, serial)]);
 }
 
 /* Moves an entry array to a larger mapping. On Linux mremap moves the pages
@@ -261,12 +271,7 @@ static int grow(shard *s, uint32_t wanted) {
     s->capacity = capacity;
     s->slots = new_slots;
     s->slot_mask = (uint32_t)(slots - 1);
-    for (uint32_t e = 0; e < s->count; e++) {
-        uint32_t i = (uint32_t)(mix(s->hot[e].serial) >> 32) & s->slot_mask;
-        while (s->slots[i].index != 0) i = (i + 1) & s->slot_mask;
-        s->slots[i].serial = s->hot[e].serial;
-        s->slots[i].index = e + 1;
-    }
+    for (uint32_t e = 0; e < s->count; e++) place(s, s->hot[e].serial, e);
     return 1;
 }
 
@@ -319,10 +324,7 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     c->settled = t->settled;
     memcpy(c->root, t->root, 32);
     memcpy(c->session_key, t->session_key, 32);
-    uint32_t i = (uint32_t)(mix(t->serial) >> 32) & s->slot_mask;
-    while (s->slots[i].index != 0) i = (i + 1) & s->slot_mask;
-    s->slots[i].serial = t->serial;
-    s->slots[i].index = e + 1;
+    place(s, t->serial, e);
     return e;
 }
 
@@ -503,10 +505,13 @@ static uint8_t apply_order(mp_lane_kernel kernel, shard *s, const chunk_scratch 
 /* Pass 1's prefetches bring a chunk's entries into L2, not all of them into
  * L1: passes 2 and 3 fetch each entry again a few records ahead. */
 #define NEAR 8
+static inline void prefetch_hot(const shard *s, uint32_t e) {
+    __builtin_prefetch(&s->hot[e], 1);
+    __builtin_prefetch((const uint8_t *)&s->hot[e] + 64, 1);
+}
+
 static inline void prefetch_entry(const shard *s, const chunk_scratch *c, uint32_t i, uint32_t n) {
-    if (i >= n || c->job[i] == J_DONE || c->entry[i] == NO_ENTRY) return;
-    __builtin_prefetch(&s->hot[c->entry[i]], 1);
-    __builtin_prefetch((const uint8_t *)&s->hot[c->entry[i]] + 64, 1);
+    if (i < n && c->job[i] != J_DONE && c->entry[i] != NO_ENTRY) prefetch_hot(s, c->entry[i]);
 }
 
 /* One chunk of a shard's records, in three passes.
@@ -552,8 +557,7 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
         c->entry[i] = e;
         c->job[i] = J_APPLY;
         if (e != NO_ENTRY) {
-            __builtin_prefetch(&s->hot[e], 1);
-            __builtin_prefetch((const uint8_t *)&s->hot[e] + 64, 1);
+            prefetch_hot(s, e);
             if (r[0] == 0x02) { /* an order: its key states and last order too */
                 const uint8_t *o = (const uint8_t *)&s->order[e];
                 __builtin_prefetch(o);
@@ -894,14 +898,14 @@ mp_status mp_verifier_replay(mp_verifier *v, uint32_t partition, const uint8_t *
     /* Records are taken a block at a time: the block's hash slots are
      * prefetched together, then the records applied in order, so the slot
      * lookups' cache misses overlap instead of queueing. */
-    size_t at = 0;
+    size_t at = 0, bad = SIZE_MAX;
     size_t block[REPLAY_BLOCK];
-    while (at < length) {
+    while (at < length && bad == SIZE_MAX) {
         int n = 0;
         while (n < REPLAY_BLOCK && at < length) {
             size_t size = log_record_size(records[at]);
             if (size == 0 || size > length - at) {
-                /* apply what came before, then report this one */
+                bad = at; /* apply what came before, then report this one */
                 break;
             }
             uint64_t serial = load_be64(records + at + 8);
@@ -920,13 +924,10 @@ mp_status mp_verifier_replay(mp_verifier *v, uint32_t partition, const uint8_t *
                 return (mp_status)status;
             }
         }
-        if (at < length && n < REPLAY_BLOCK) {
-            size_t size = log_record_size(records[at]);
-            if (size == 0 || size > length - at) {
-                *error_offset = at;
-                return MP_ERR_ARGUMENT;
-            }
-        }
+    }
+    if (bad != SIZE_MAX) {
+        *error_offset = bad;
+        return MP_ERR_ARGUMENT;
     }
     return MP_OK;
 }
