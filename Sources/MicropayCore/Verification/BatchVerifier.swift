@@ -256,8 +256,6 @@ public final class BatchVerifier: @unchecked Sendable {
     }
 }
 
-/// What the shards' threads share: each touches only its own tickets, list
-/// and results, so handing these pointers to several threads is safe.
 /// One shard's part of encoding the log: its pieces go to its own slot.
 private struct LogShardWork: @unchecked Sendable {
     let handle: OpaquePointer
