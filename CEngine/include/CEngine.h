@@ -232,15 +232,16 @@ void mp_verifier_run(mp_verifier *verifier, uint32_t partition, const uint8_t *b
                      uint64_t *credited);
 
 /* Takes the next records of a batch file's bytes, from *position (just past
- * "MPB1" at first), up to `max` records, keeping shard `partition`'s in
- * `refs` (*count of them): each shard's thread scans for itself, and nothing
- * is dealt across threads. A record's slot is its index among the shard's
+ * "MPB1" at first), up to `max` records, and deals them to the shards:
+ * refs[p] gets shard p's records in file order, counts[p] of them (each list
+ * must hold `max`). One scan serves every shard, so each window is read once
+ * whatever the thread count. A record's slot is its index among its shard's
  * records, or with `window_slots` its index among all those taken. Returns
  * the records taken in all and advances *position; sets *truncated_at to the
  * offset of a final record cut short (else leaves it). */
-size_t mp_verifier_scan_partition(const mp_verifier *verifier, uint32_t partition, const uint8_t *file,
-                                  size_t length, size_t *position, size_t max, mp_record_ref *refs,
-                                  size_t *count, uint64_t *truncated_at, int window_slots);
+size_t mp_verifier_scan_window(const mp_verifier *verifier, const uint8_t *file, size_t length, size_t *position,
+                               size_t max, mp_record_ref *const *refs, size_t *counts, uint64_t *truncated_at,
+                               int window_slots);
 /* Puts one shard's results, run with window slots, in their places in file
  * order: verdicts, credits and where each record's bytes start. */
 void mp_verifier_scatter(const mp_record_ref *refs, size_t count, const uint8_t *shard_verdicts,

@@ -675,22 +675,21 @@ static inline const uint8_t *next_record(const uint8_t *file, size_t length, siz
     return r;
 }
 
-size_t mp_verifier_scan_partition(const mp_verifier *v, uint32_t partition, const uint8_t *file, size_t length,
-                                  size_t *position, size_t max, mp_record_ref *refs, size_t *count,
-                                  uint64_t *truncated_at, int window_slots) {
-    size_t pos = *position, n = 0, k = 0, len;
+size_t mp_verifier_scan_window(const mp_verifier *v, const uint8_t *file, size_t length, size_t *position,
+                               size_t max, mp_record_ref *const *refs, size_t *counts, uint64_t *truncated_at,
+                               int window_slots) {
+    size_t pos = *position, n = 0, len;
     const uint8_t *r;
+    for (uint32_t p = 0; p < v->partitions; p++) counts[p] = 0;
     while (n < max && (r = next_record(file, length, &pos, &len, truncated_at)) != NULL) {
-        if (v->partitions == 1 || mp_verifier_partition_of_record(v, r, len) == partition) {
-            refs[k].offset = (uint64_t)(r - file);
-            refs[k].length = (uint32_t)len;
-            refs[k].slot = (uint32_t)(window_slots ? n : k);
-            k++;
-        }
+        uint32_t p = v->partitions == 1 ? 0 : mp_verifier_partition_of_record(v, r, len);
+        size_t k = counts[p]++;
+        refs[p][k].offset = (uint64_t)(r - file);
+        refs[p][k].length = (uint32_t)len;
+        refs[p][k].slot = (uint32_t)(window_slots ? n : k);
         n++;
     }
     *position = pos;
-    *count = k;
     return n;
 }
 

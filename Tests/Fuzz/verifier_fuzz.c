@@ -8,9 +8,9 @@
  * tickets (chains of 40 words, orders), registered beforehand, into batches of valid payments,
  * forgeries, replays, retries, gaps, registrations, other banks, wrong modes
  * and malformed records; every batch must give the same verdicts, credits
- * and final ticket states on 1, 2 and 3 shards (each scanning for its own
- * records and scattering its results back into file order) as one record
- * at a time.
+ * and final ticket states on 1, 2 and 3 shards (windows of 1 to 13 records
+ * scanned once and dealt to the shards, each shard's results scattered
+ * back into file order) as one record at a time.
  * Any difference, or any memory error (ASan, UBSan), stops the run.
  *
  *   Tests/Fuzz/run.sh [seconds]      # builds with clang and runs it
@@ -21,7 +21,7 @@
 
 #include "CEngine.h"
 
-enum { TICKETS = 6, CHAIN = 40, BANK = 7, MAX_RECORDS = 4096 };
+enum { TICKETS = 6, CHAIN = 40, BANK = 7, MAX_RECORDS = 4096, MAX_SHARDS = 3 };
 static const uint64_t MERCHANT = 2002, NOW = 1900000000ULL, FIRST_SERIAL = 100;
 
 typedef struct world_ticket {
@@ -208,15 +208,16 @@ static void register_tickets(mp_verifier *v, uint32_t partitions) {
     registrations.length = 4;
     registrations.count = 0;
     for (int n = 0; n < TICKETS; n++) append(&registrations, tickets[n].record, 184);
+    mp_record_ref r[MAX_SHARDS][TICKETS];
+    mp_record_ref *lists[MAX_SHARDS] = {r[0], r[1], r[2]};
+    size_t counts[MAX_SHARDS], position = 4;
+    uint64_t truncated = UINT64_MAX;
+    mp_verifier_scan_window(v, registrations.bytes, registrations.length, &position, TICKETS, lists, counts,
+                            &truncated, 0);
     for (uint32_t p = 0; p < partitions; p++) {
-        mp_record_ref r[TICKETS];
         uint8_t verdicts[TICKETS];
         uint64_t credits[TICKETS];
-        size_t position = 4, count = 0;
-        uint64_t truncated = UINT64_MAX;
-        mp_verifier_scan_partition(v, p, registrations.bytes, registrations.length, &position, TICKETS, r, &count,
-                                   &truncated, 0);
-        mp_verifier_run(v, p, registrations.bytes, r, count, NOW, verdicts, credits);
+        mp_verifier_run(v, p, registrations.bytes, lists[p], counts[p], NOW, verdicts, credits);
     }
 }
 
@@ -244,7 +245,7 @@ static int same_state(const mp_ticket_export *a, const mp_ticket_export *b) {
 static batch input_batch;
 static uint8_t one_verdict[MAX_RECORDS], shard_verdicts[MAX_RECORDS], out_verdicts[MAX_RECORDS];
 static uint64_t one_credit[MAX_RECORDS], shard_credits[MAX_RECORDS], out_credits[MAX_RECORDS], out_starts[MAX_RECORDS];
-static mp_record_ref refs[MAX_RECORDS];
+static mp_record_ref refs[MAX_SHARDS][MAX_RECORDS];
 static mp_ticket_export one_state[TICKETS], shard_state[TICKETS];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -274,20 +275,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     size_t one_tickets = export_all(one, 1, one_state);
 
-    for (uint32_t partitions = 1; partitions <= 3; partitions++) {
+    for (uint32_t partitions = 1; partitions <= MAX_SHARDS; partitions++) {
         mp_verifier *v = mp_verifier_new(BANK, MERCHANT, merchant_key, partitions);
         register_tickets(v, partitions);
-        /* Each shard scans for its own records, their slots their places in
-         * the batch (as BatchVerifier.verify does), and scatters its results
-         * into file order. */
+        /* One scan a window deals the records to the shards, their slots
+         * their places in the window (as BatchVerifier.verify does); each
+         * shard runs its list and its results are scattered into file
+         * order. The window's size comes from the input, so that windows
+         * end anywhere, the last one empty or cut short. */
         memset(out_verdicts, 0xff, sizeof out_verdicts);
-        for (uint32_t p = 0; p < partitions; p++) {
-            size_t position = 4, count = 0;
-            uint64_t truncated = UINT64_MAX;
-            mp_verifier_scan_partition(v, p, b->bytes, b->length, &position, MAX_RECORDS, refs, &count, &truncated, 1);
-            mp_verifier_run(v, p, b->bytes, refs, count, NOW, shard_verdicts, shard_credits);
-            mp_verifier_scatter(refs, count, shard_verdicts, shard_credits, out_verdicts, out_credits, out_starts);
-        }
+        size_t window = size % 13 + 1, position = 4, first = 0, taken;
+        uint64_t truncated = UINT64_MAX;
+        do {
+            mp_record_ref *lists[MAX_SHARDS] = {refs[0], refs[1], refs[2]};
+            size_t counts[MAX_SHARDS];
+            taken = mp_verifier_scan_window(v, b->bytes, b->length, &position, window, lists, counts, &truncated, 1);
+            for (uint32_t p = 0; p < partitions; p++) {
+                mp_verifier_run(v, p, b->bytes, lists[p], counts[p], NOW, shard_verdicts, shard_credits);
+                mp_verifier_scatter(lists[p], counts[p], shard_verdicts, shard_credits, out_verdicts + first,
+                                    out_credits + first, out_starts + first);
+            }
+            first += taken;
+        } while (taken == window);
+        if (first != b->count || truncated != UINT64_MAX) abort(); /* the harness writes whole records only */
         for (size_t i = 0; i < b->count; i++)
             if (out_verdicts[i] != one_verdict[i] || out_credits[i] != one_credit[i] || out_starts[i] != b->offsets[i]) {
                 fprintf(stderr, "record %zu, %u shards: verdict %u credit %llu, alone %u credit %llu\n", i, partitions,

@@ -52,7 +52,7 @@ struct BatchPipelineTests {
             fast.batchLaneKernel = kernel
             fast.batchWindowRecords = window
             let slow = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
-            // No callbacks: the path where each shard scans and counts for itself.
+            // No callbacks: the path where each shard counts its own verdicts.
             let counting = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, store: MerchantStore())
             counting.batchLaneKernel = kernel
             counting.batchWindowRecords = window
@@ -155,6 +155,47 @@ struct BatchPipelineTests {
         #expect(fast.ticketStates == slow.ticketStates)
         let acceptedPayments = zip(ordered, slowRun.verdicts).filter { $0.0.first != 0x10 && $0.1 == 0 }.count
         #expect(acceptedPayments > 4_000, "payments accepted on registered tickets: \(acceptedPayments)")
+    }
+
+    /// Each window is scanned once, by one shard in turn, one window ahead of
+    /// its verifying, and dealt to all; a ring slot is scanned again only when
+    /// every shard is done with it. Windows of one record make every step a
+    /// hand-over; a window that ends where the file does leaves an empty one.
+    @Test("windows scanned in turn by the shards: every size, every thread count, the file's end anywhere",
+          arguments: [1, 2, 3, 4])
+    func sharedScan(threads: Int) throws {
+        let key = SecretKey.random()
+        var world = PaymentWorld(seed: 500 &+ UInt64(threads), merchantKey: key)
+        let records = world.records(atLeast: 200)
+        for cutTail in [false, true] {
+            var writer = try PaymentWorld.batch(records)
+            if cutTail { writer.appendRaw([0x00, 0x07, 0x01]) }
+            let count = records.count
+            for window in [1, 2, 3, 7, count / 4, count - 1, count, count + 1] {
+                func merchant() throws -> Merchant {
+                    let m = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key,
+                                         store: MerchantStore())
+                    m.batchWindowRecords = window
+                    return m
+                }
+                let fast = try merchant(), counting = try merchant(), slow = try merchant()
+                var fastRun = Run(), slowRun = Run()
+                var progress: [Int] = []
+                try Self.verify(fast, writer.bytes, now: PaymentWorld.start, sequential: false, threads: threads, into: &fastRun)
+                try Self.verify(slow, writer.bytes, now: PaymentWorld.start, sequential: true, threads: 1, into: &slowRun)
+                let totals = try counting.verifyBatch(bytes: writer.bytes, now: PaymentWorld.start, threads: threads,
+                                                      onProgress: { progress.append($0) })
+                let label = "\(threads) threads, window \(window), cut tail \(cutTail)"
+                #expect(fastRun == slowRun, "\(label)")
+                #expect(fastRun.verdicts.count == count, "\(label)")
+                #expect([totals] == slowRun.summaries, "counting: \(label)")
+                #expect(fast.ticketStates == slow.ticketStates, "\(label)")
+                #expect(counting.ticketStates == slow.ticketStates, "\(label)")
+                #expect(progress == progress.sorted() && progress.last == writer.bytes.count,
+                        "progress \(progress.suffix(2)), \(label)")
+                #expect(slowRun.summaries[0].truncatedTailOffset == (cutTail ? writer.bytes.count - 3 : nil), "\(label)")
+            }
+        }
     }
 
     @Test("a generated day over many tickets: the verdicts known by construction", arguments: configurations.indices)

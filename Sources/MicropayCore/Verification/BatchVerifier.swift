@@ -12,8 +12,9 @@ internal import CEngine
 /// the multi-lane kernels first. Verdicts, credits and the final state are
 /// exactly those of judging the records one by one.
 ///
-/// Memory: the ticket table, plus a few windows of at most `windowRecords`
-/// records' results per shard (4 in `verify`); never the whole batch.
+/// Memory: the ticket table, plus a ring of a few windows of at most
+/// `windowRecords` records' lists and results per shard (4 windows with
+/// several threads, 1 with one); never the whole batch.
 public final class BatchVerifier: @unchecked Sendable {
     public let bankID: UInt32
     public let merchant: UInt64
@@ -25,7 +26,9 @@ public final class BatchVerifier: @unchecked Sendable {
     /// 16 k records: a window's lists and results (about 400 KB a shard)
     /// stay in L2. 256 k-record windows spilled them and verified 10 M
     /// payments over 1 k tickets in 1.07 s (1 thread) and 0.79 s (2),
-    /// against 0.75 s and 0.64 s with these (medians of 3 runs each).
+    /// against 0.75 s and 0.64 s with these (medians of 3 runs each, when
+    /// each shard scanned the file itself). With the shared scan, 8 k, 16 k
+    /// and 32 k came within 7 % of each other, the host's noise (7 runs).
     public static let defaultWindowRecords = 1 << 14
     private let handle: OpaquePointer
 
@@ -92,9 +95,9 @@ public final class BatchVerifier: @unchecked Sendable {
     /// `body` one window at a time, in file order. Returns the offset of a
     /// truncated tail, if any.
     ///
-    /// Each shard's thread goes through the file on its own, scanning each
-    /// window for its own records, up to a few windows ahead of the slowest
-    /// shard; a window's results go to `body` as soon as every shard has
+    /// Each window is scanned once, by the shards' threads in turn, and dealt
+    /// to every shard; a shard runs at most a few windows ahead of the
+    /// slowest. A window's results go to `body` as soon as every shard has
     /// done it, from whichever shard's thread finished it last, one call at
     /// a time. So `body` must not wait for the calling thread (which runs a
     /// shard), nor use this verifier: its shards go on while it runs.
@@ -108,7 +111,7 @@ public final class BatchVerifier: @unchecked Sendable {
                                   now: now, body: body)
             defer { work.deallocate() }
             onThreads(threads) { work.run(shard: $0) }
-            return work.truncated[0] == UInt64.max ? nil : Int(work.truncated[0])
+            return work.truncated == UInt64.max ? nil : Int(work.truncated)
         }
     }
 
@@ -123,10 +126,10 @@ public final class BatchVerifier: @unchecked Sendable {
     }
 
     /// Verifies the batch file in `buffer` at `now` like `verify`, keeping
-    /// only the totals. Shards never wait for each other: each one's thread
-    /// goes through the whole file on its own, a window at a time, taking its
-    /// own records and counting its own verdicts (no shard's verdict depends
-    /// on another's records); none runs more than a few windows ahead of
+    /// only the totals. Each window is scanned once, by the shards' threads
+    /// in turn, one window ahead of their verifying, and dealt to every
+    /// shard; each shard counts its own verdicts (no shard's verdict depends
+    /// on another's records), and none runs more than a few windows ahead of
     /// the slowest. `progress` gets, after each window, the byte offset every
     /// shard has passed; it is called from the shards' threads, one call at
     /// a time.
@@ -141,12 +144,12 @@ public final class BatchVerifier: @unchecked Sendable {
         defer { work.deallocate() }
         onThreads(threads) { work.run(shard: $0) }
         for shard in 0..<threads {
-            for code in 0..<16 { totals.perVerdict[code] += work.counts[shard * 16 + code] }
-            totals.credited &+= work.creditedSums[shard]
+            let tally = work.tally(shard: shard)
+            for code in 0..<16 { totals.perVerdict[code] += tally.perVerdict[code] }
+            totals.credited &+= tally.credited
         }
-        // Every shard read every record: any one's count and tail are the batch's.
-        totals.records = work.taken[0]
-        totals.truncatedTailOffset = work.truncated[0] == UInt64.max ? nil : Int(work.truncated[0])
+        totals.records = work.records
+        totals.truncatedTailOffset = work.truncated == UInt64.max ? nil : Int(work.truncated)
         return totals
     }
 
@@ -292,221 +295,268 @@ private struct FailureSlots: @unchecked Sendable {
     let slots: UnsafeMutableBufferPointer<Int>
 }
 
-/// The shards' passes of `verifyTotals`: each scans the whole file for its
-/// own records, verifies and counts them, never more than `runAhead` windows
-/// ahead of the slowest shard (so a batch whose records mostly fall to one
-/// shard is not paged in whole by the others); the caller reads the counts
-/// after.
-private final class TallyWork: @unchecked Sendable {
+/// A batch's windows, each scanned once and dealt to every shard's list, in
+/// a ring of `depth` windows. Window w is scanned by shard w % shards, one
+/// window ahead of that shard's own verifying (see `run`), so the scanning
+/// is shared among the shards' threads and overlaps their verifying; a
+/// window's ring slot is scanned again only once every shard is done with
+/// the window before it there (`done(through:)`), which also bounds how far
+/// any shard runs ahead of the slowest.
+private class WindowRing: @unchecked Sendable {
+    /// Windows in the ring: one shard alone needs only the window it is on,
+    /// and reuses its lists while they are in cache.
+    static func depth(shards: Int) -> Int { shards == 1 ? 1 : 4 }
+    let depth: Int
     let handle: OpaquePointer
     let file: UnsafePointer<UInt8>
     let length: Int
     let shards: Int
     let capacity: Int
     let now: UInt64
-    let progress: ((Int) -> Void)?
-    let results: ResultSlots
+    let windowSlots: Bool
+    /// Each window's records per shard: [ring slot * shards + shard].
+    let refs: UnsafeMutablePointer<UnsafeMutablePointer<mp_record_ref>?>
     let counts: UnsafeMutablePointer<Int>
-    let creditedSums: UnsafeMutablePointer<UInt64>
+    /// Per ring slot: records in the window, and the offset just past it.
     let taken: UnsafeMutablePointer<Int>
-    let truncated: UnsafeMutablePointer<UInt64>
-    static let runAhead = 4
-    /// Under `lock`: each shard's byte position and finished windows
-    /// (Int.max once done), the offset last reported.
-    private let lock = ShardLock()
-    private let positions: UnsafeMutablePointer<Int>
-    private let windowsDone: UnsafeMutablePointer<Int>
-    private var reported = 0
+    let ends: UnsafeMutablePointer<Int>
+    /// Under `lock`: windows scanned, where the next one starts, the window
+    /// whose scan reached the end (Int.max: not yet), windows every shard is
+    /// done with, the records taken and a truncated tail's offset.
+    let lock = ShardLock()
+    private var scanned = 0
+    private var position = 4
+    private var lastWindow = Int.max
+    private var finished = 0
+    private(set) var records = 0
+    private(set) var truncated = UInt64.max
 
     init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64,
-         progress: ((Int) -> Void)?) {
+         windowSlots: Bool) {
         self.handle = handle
         self.file = file
         self.length = length
         self.shards = shards
         self.capacity = capacity
         self.now = now
-        self.progress = progress
-        results = ResultSlots(slots: shards, capacity: capacity)
-        counts = filled(shards * 16, 0)
-        creditedSums = filled(shards, 0)
-        taken = filled(shards, 0)
-        truncated = filled(shards, UInt64.max)
-        positions = filled(shards, 4)
-        windowsDone = filled(shards, 0)
+        self.windowSlots = windowSlots
+        depth = Self.depth(shards: shards)
+        let lists = depth * shards
+        refs = .allocate(capacity: lists)
+        for list in 0..<lists { refs[list] = .allocate(capacity: capacity) }
+        counts = filled(lists, 0)
+        taken = filled(depth, 0)
+        ends = filled(depth, 0)
     }
 
     func deallocate() {
-        results.deallocate()
-        counts.deallocate(); creditedSums.deallocate(); taken.deallocate(); truncated.deallocate()
-        positions.deallocate(); windowsDone.deallocate()
+        for list in 0..<depth * shards { refs[list]!.deallocate() }
+        refs.deallocate(); counts.deallocate(); taken.deallocate(); ends.deallocate()
     }
 
-    /// Shard `shard`'s pass over the whole file.
-    func run(shard: Int) {
-        var position = 4
-        var sum: UInt64 = 0
-        var windows = 0
-        var tally = (0..<16).map { _ in 0 }  // the thread's own: no line shared with another shard's
+    /// Shard `shard`'s pass: verifies its records of every window in order,
+    /// scanning each window of its turn just before verifying the one
+    /// before it, while the other shards verify.
+    final func run(shard: Int) {
+        // One shard alone scans each window just before verifying it, while
+        // its records are still in cache: nothing could overlap the scan.
+        if shard == 0 && shards > 1 { scan(window: 0) }
+        var window = 0
         while true {
-            var count = 0
-            let scanned = mp_verifier_scan_partition(handle, UInt32(shard), file, length, &position, capacity,
-                                                     results.refs[shard], &count, &truncated[shard], 0)
+            if shards == 1 {
+                scan(window: window)
+            } else if (window + 1) % shards == shard {
+                scan(window: window + 1)
+            }
+            guard let slot = awaitScan(of: window) else { return }
+            let list = slot * shards + shard
+            let count = counts[list]
             if count > 0 {
-                mp_verifier_run(handle, UInt32(shard), file, results.refs[shard], count, now, results.verdicts[shard],
-                                results.credited[shard])
-                tally.withUnsafeMutableBufferPointer { tally in
-                    for i in 0..<count {
-                        tally[Int(results.verdicts[shard][i] & 15)] += 1
-                        sum &+= results.credited[shard][i]
-                    }
-                }
+                let (verdicts, credited) = results(shard: shard, slot: slot)
+                mp_verifier_run(handle, UInt32(shard), file, refs[list], count, now, verdicts, credited)
             }
-            taken[shard] += scanned
-            windows += 1
-            let finished = scanned < capacity
-            report(shard: shard, position: position, windows: finished ? Int.max : windows)
-            if finished { break }
-            waitForSlowest(windows: windows)
+            verified(shard: shard, window: window, slot: slot, count: count)
+            window += 1
         }
-        for code in 0..<16 { counts[shard * 16 + code] = tally[code] }
-        creditedSums[shard] = sum
     }
 
-    /// Notes a finished window and reports the offset all shards have
-    /// passed, when it moves; `progress` runs on one thread at a time.
-    private func report(shard: Int, position: Int, windows: Int) {
+    /// Where a shard puts its verdicts and credits of the window in ring slot `slot`.
+    func results(shard: Int, slot: Int) -> (UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt64>) {
+        fatalError("a subclass chooses")
+    }
+
+    /// What a shard does with its results of a window; calls `done(through:)`.
+    func verified(shard: Int, window: Int, slot: Int, count: Int) {}
+
+    /// Scans `window` into its ring slot, once the window before it is
+    /// scanned (its end is where this one starts) and every shard is done
+    /// with the one the slot held; nothing if the file ended before it.
+    private func scan(window: Int) {
+        lock.wait { scanned == window && window - finished < depth || lastWindow < window }
+        guard let start = lock.locked({ lastWindow < window ? nil : position }) else { return }
+        let slot = window % depth
+        var at = start
+        var tail = UInt64.max
+        let count = mp_verifier_scan_window(handle, file, length, &at, capacity, refs + slot * shards,
+                                            counts + slot * shards, &tail, windowSlots ? 1 : 0)
+        taken[slot] = count
+        ends[slot] = at
         lock.locked {
-            positions[shard] = position
-            windowsDone[shard] = windows
-            guard let progress else { return }
-            var reached = position
-            for other in 0..<shards { reached = min(reached, positions[other]) }
-            if reached > reported {
-                reported = reached
-                progress(reached)
-            }
+            position = at
+            records += count
+            if tail != UInt64.max { truncated = tail }
+            if count < capacity { lastWindow = window }
+            scanned = window + 1
         }
     }
 
-    /// Waits while this shard is `runAhead` windows past the slowest one;
-    /// every shard has a thread of its own (`onThreads`), and the slowest
-    /// never waits.
-    private func waitForSlowest(windows: Int) {
-        lock.wait {
-            var slowest = Int.max
-            for other in 0..<shards { slowest = min(slowest, windowsDone[other]) }
-            return windows - slowest < Self.runAhead
+    /// Waits for `window`'s scan; its ring slot, or nil past the file's end.
+    private func awaitScan(of window: Int) -> Int? {
+        lock.wait { scanned > window || lastWindow < window }
+        return lock.locked { scanned > window ? window % depth : nil }
+    }
+
+    /// Frees the ring slots of windows before `windows`: every shard is done
+    /// with them. Returns the offset just past them if this call freed any,
+    /// read before the slot can be scanned again; nil if none. Call under `lock`.
+    @discardableResult
+    final func done(through windows: Int) -> Int? {
+        guard windows > finished else { return nil }
+        let end = ends[(windows - 1) % depth]
+        finished = windows
+        return end
+    }
+}
+
+/// The shards' passes of `verifyTotals`: each verifies its records of every
+/// window and counts its own verdicts; the caller reads the counts after.
+private final class TallyWork: WindowRing, @unchecked Sendable {
+    let progress: ((Int) -> Void)?
+    /// Per shard: its verdicts and credits of the window it is verifying.
+    let shardResults: ResultSlots
+    /// Per shard, far enough apart that no two shards share a cache line: the
+    /// count of each §7 code (16 of 32 Ints), and the credited sum (1 of 8).
+    let counted: UnsafeMutablePointer<Int>
+    let sums: UnsafeMutablePointer<UInt64>
+    /// Under `lock`: windows each shard has verified, the offset last reported.
+    private let windowsDone: UnsafeMutablePointer<Int>
+    private var reported = 0
+
+    init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64,
+         progress: ((Int) -> Void)?) {
+        self.progress = progress
+        shardResults = ResultSlots(slots: shards, capacity: capacity)
+        counted = filled(shards * 32, 0)
+        sums = filled(shards * 8, 0)
+        windowsDone = filled(shards, 0)
+        super.init(handle: handle, file: file, length: length, shards: shards, capacity: capacity, now: now,
+                   windowSlots: false)
+    }
+
+    override func deallocate() {
+        shardResults.deallocate()
+        counted.deallocate(); sums.deallocate(); windowsDone.deallocate()
+        super.deallocate()
+    }
+
+    override func results(shard: Int, slot: Int) -> (UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt64>) {
+        (shardResults.verdicts[shard], shardResults.credited[shard])
+    }
+
+    /// The shard's count of each §7 code, and its credited sum (wrapping).
+    func tally(shard: Int) -> (perVerdict: UnsafeMutablePointer<Int>, credited: UInt64) {
+        (counted + shard * 32, sums[shard * 8])
+    }
+
+    /// Counts the shard's verdicts of the window, then frees the windows all
+    /// shards have done and reports the offset they have passed; `progress`
+    /// runs on one thread at a time.
+    override func verified(shard: Int, window: Int, slot: Int, count: Int) {
+        let verdicts = shardResults.verdicts[shard], credited = shardResults.credited[shard]
+        let perVerdict = counted + shard * 32
+        var sum = sums[shard * 8]
+        for i in 0..<count {
+            perVerdict[Int(verdicts[i] & 15)] += 1
+            sum &+= credited[i]
+        }
+        sums[shard * 8] = sum
+        lock.locked {
+            windowsDone[shard] = window + 1
+            var all = Int.max
+            for other in 0..<shards { all = min(all, windowsDone[other]) }
+            guard let reached = done(through: all), let progress, reached > reported else { return }
+            reported = reached
+            progress(reached)
         }
     }
 }
 
-/// The shards' passes of `verify`: each scans every window for its own
-/// records and verifies them into its own ring of `depth` windows, with each
-/// record's result at its place in the window; the last shard to finish a
-/// window puts the shards' results in file order and hands them to `body`.
-/// A shard waits while it is `depth` windows past the last one handed over,
-/// so the ring is never overwritten before it is read.
-private final class WindowWork: @unchecked Sendable {
-    static let depth = 4
-    let handle: OpaquePointer
+/// The shards' passes of `verify`: each verifies its records of every
+/// window into its own results, each record's at its place in the window;
+/// the last shard to finish a window puts the shards' results in file order
+/// and hands them to `body`.
+private final class WindowWork: WindowRing, @unchecked Sendable {
     let buffer: UnsafeRawBufferPointer
-    let file: UnsafePointer<UInt8>
-    let shards: Int
-    let capacity: Int
-    let now: UInt64
     let body: (BatchVerifier.Window) -> Void
-    /// [shard * depth + ring slot]
-    let results: ResultSlots
-    let counts: UnsafeMutablePointer<Int>
-    let scanned: UnsafeMutablePointer<Int>
-    let truncated: UnsafeMutablePointer<UInt64>
+    /// Each shard's results by ring slot: [ring slot * shards + shard].
+    let kept: ResultSlots
     /// The window in file order, handed to `body`.
     let outVerdicts: UnsafeMutablePointer<UInt8>
     let outCredited: UnsafeMutablePointer<UInt64>
     let outStarts: UnsafeMutablePointer<UInt64>
-    /// Under `lock`: windows each shard has done, and windows handed over.
-    private let lock = ShardLock()
+    /// Under `lock`: windows each shard has verified.
     private let windowsDone: UnsafeMutablePointer<Int>
-    private var handedOver = 0
 
     init(handle: OpaquePointer, buffer: UnsafeRawBufferPointer, file: UnsafePointer<UInt8>, shards: Int, capacity: Int,
          now: UInt64, body: @escaping (BatchVerifier.Window) -> Void) {
-        self.handle = handle
         self.buffer = buffer
-        self.file = file
-        self.shards = shards
-        self.capacity = capacity
-        self.now = now
         self.body = body
-        let slots = shards * Self.depth
-        results = ResultSlots(slots: slots, capacity: capacity)
-        counts = filled(slots, 0)
-        scanned = filled(slots, 0)
-        truncated = filled(shards, UInt64.max)
+        kept = ResultSlots(slots: shards * WindowRing.depth(shards: shards), capacity: capacity)
         outVerdicts = .allocate(capacity: capacity)
         outCredited = .allocate(capacity: capacity)
         outStarts = .allocate(capacity: capacity)
         windowsDone = filled(shards, 0)
+        super.init(handle: handle, file: file, length: buffer.count, shards: shards, capacity: capacity, now: now,
+                   windowSlots: true)
     }
 
-    func deallocate() {
-        results.deallocate()
-        counts.deallocate(); scanned.deallocate(); truncated.deallocate()
+    override func deallocate() {
+        kept.deallocate()
         outVerdicts.deallocate(); outCredited.deallocate(); outStarts.deallocate(); windowsDone.deallocate()
+        super.deallocate()
     }
 
-    func run(shard: Int) {
-        var position = 4
-        var windows = 0
-        while true {
-            waitForRoom(windows: windows)
-            let slot = shard * Self.depth + windows % Self.depth
-            var count = 0
-            let taken = mp_verifier_scan_partition(handle, UInt32(shard), file, buffer.count, &position, capacity,
-                                                   results.refs[slot], &count, &truncated[shard], 1)
-            if count > 0 {
-                mp_verifier_run(handle, UInt32(shard), file, results.refs[slot], count, now, results.verdicts[slot],
-                                results.credited[slot])
-            }
-            counts[slot] = count
-            scanned[slot] = taken
-            windows += 1
-            finished(shard: shard, windows: windows)
-            if taken < capacity { break }
-        }
+    /// Each shard's results stay by the window's ring slot until handed over.
+    override func results(shard: Int, slot: Int) -> (UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt64>) {
+        (kept.verdicts[slot * shards + shard], kept.credited[slot * shards + shard])
     }
 
-    /// Notes the shard's window done and hands over every window all shards have done.
-    private func finished(shard: Int, windows: Int) {
+    /// Hands over every window all shards have done, in order, and frees its ring slot.
+    override func verified(shard: Int, window: Int, slot: Int, count: Int) {
         lock.locked {
-            windowsDone[shard] = windows
-            var ready = Int.max
-            for other in 0..<shards { ready = min(ready, windowsDone[other]) }
-            while handedOver < ready {
-                let ring = handedOver % Self.depth
-                let taken = scanned[ring]  // every shard takes the same records in a window
+            windowsDone[shard] = window + 1
+            var all = Int.max
+            for other in 0..<shards { all = min(all, windowsDone[other]) }
+            while handedOver < all {
+                let ring = handedOver % depth
                 for other in 0..<shards {
-                    let slot = other * Self.depth + ring
-                    mp_verifier_scatter(results.refs[slot], counts[slot], results.verdicts[slot], results.credited[slot],
+                    let list = ring * shards + other
+                    mp_verifier_scatter(refs[list], counts[list], kept.verdicts[list], kept.credited[list],
                                         outVerdicts, outCredited, outStarts)
                 }
-                if taken > 0 {
+                let count = taken[ring]
+                if count > 0 {
                     body(BatchVerifier.Window(
-                        count: taken, verdicts: UnsafeBufferPointer(start: outVerdicts, count: taken),
-                        credited: UnsafeBufferPointer(start: outCredited, count: taken),
-                        starts: UnsafeBufferPointer(start: outStarts, count: taken), buffer: buffer))
+                        count: count, verdicts: UnsafeBufferPointer(start: outVerdicts, count: count),
+                        credited: UnsafeBufferPointer(start: outCredited, count: count),
+                        starts: UnsafeBufferPointer(start: outStarts, count: count), buffer: buffer))
                 }
                 handedOver += 1
+                done(through: handedOver)
             }
         }
     }
-
-    /// Waits while the ring slot this shard would fill next still holds a
-    /// window not handed over. The shard that is furthest behind never waits.
-    private func waitForRoom(windows: Int) {
-        lock.wait { windows - handedOver < Self.depth }
-    }
+    private var handedOver = 0
 }
 
 /// Runs `body(0)`, `body(1)`, ... `body(count - 1)` each on a thread of its
@@ -569,21 +619,18 @@ private final class ThreadArgument: @unchecked Sendable {
     }
 }
 
-/// Record lists and results for `slots` windows of `capacity` records, each
+/// Verdicts and credits for `slots` windows of `capacity` records, each
 /// slot its own allocation: no two shards write to one cache line.
 private struct ResultSlots {
-    let refs: [UnsafeMutablePointer<mp_record_ref>]
     let verdicts: [UnsafeMutablePointer<UInt8>]
     let credited: [UnsafeMutablePointer<UInt64>]
 
     init(slots: Int, capacity: Int) {
-        refs = (0..<slots).map { _ in .allocate(capacity: capacity) }
         verdicts = (0..<slots).map { _ in .allocate(capacity: capacity) }
         credited = (0..<slots).map { _ in .allocate(capacity: capacity) }
     }
 
     func deallocate() {
-        refs.forEach { $0.deallocate() }
         verdicts.forEach { $0.deallocate() }
         credited.forEach { $0.deallocate() }
     }
