@@ -636,21 +636,41 @@ private struct ResultSlots {
     }
 }
 
-/// The lock over the shards' shared bookkeeping (a semaphore: Synchronization's
-/// Mutex would need macOS 15), and a wait on it.
+/// The lock over the shards' shared bookkeeping, and a wait on it: a pthread
+/// mutex and condition (Synchronization's Mutex would need macOS 15). Every
+/// locked section may move what a waiter waits for, so each wakes them all;
+/// there are as many waiters as shards at most, and a few sections a window.
 private final class ShardLock: @unchecked Sendable {
-    private let semaphore = DispatchSemaphore(value: 1)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
 
     func locked<T>(_ body: () -> T) -> T {
-        semaphore.wait()
-        defer { semaphore.signal() }
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
         return body()
     }
 
-    /// Returns once `ready` holds, checked under the lock every 100 µs.
+    /// Returns once `ready` holds; it is checked under the lock, each time
+    /// another thread leaves a locked section.
     func wait(until ready: () -> Bool) {
-        let nap = DispatchSemaphore(value: 0)
-        while !locked(ready) { _ = nap.wait(timeout: .now() + .microseconds(100)) }
+        pthread_mutex_lock(mutex)
+        while !ready() { pthread_cond_wait(condition, mutex) }
+        pthread_mutex_unlock(mutex)
     }
 }
 
