@@ -3,7 +3,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config
 
-.PHONY: deps run test build
+.PHONY: deps run test tsan build
 
 deps:
 	@if ! pkg-config --exists libsodium libcrypto sqlite3 2>/dev/null; then \
@@ -20,3 +20,9 @@ run: build
 
 test: deps
 	swift test
+	$(MAKE) tsan
+
+# The batch verifier's shards share windows across threads: its tests again
+# under ThreadSanitizer, in a build directory of their own.
+tsan: deps
+	swift test --sanitize=thread --scratch-path .build/tsan --filter 'BatchPipelineTests|BatchFileTests'
