@@ -524,11 +524,11 @@ static inline void prefetch_entry(const shard *s, const chunk_scratch *c, uint32
  * each chain walk guessing that the serial's previous payment in the chunk
  * will be accepted, and pass 3 applies §7 in file order, taking a lane's
  * result only where its guess held and walking again where it did not: after
- * a refused payment, the next one of its serial is walked twice. Payments
- * whose ticket is registered earlier in the same chunk are walked one at a
- * time in pass 3 (the ticket is not in the table in pass 2). The result is
- * exactly that of judging the records one by one, however the serials
- * interleave; one serial alone still fills every lane. */
+ * a refused payment, the next one of its serial is walked twice. Tickets
+ * registered in the chunk enter the table in pass 1, so the payments after
+ * them are hashed in pass 2 too. The result is exactly that of judging the
+ * records one by one, however the serials interleave; one serial alone
+ * still fills every lane. */
 static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_record_ref *records, uint32_t n,
                       uint64_t now, uint8_t *verdicts, uint64_t *credited) {
     mp_lane_kernel kernel = v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
@@ -539,8 +539,12 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
     }
     uint32_t run = s->run;
 
-    /* Pass 1: the verdicts that need no state, and each record's ticket,
-     * whose lines are fetched here for pass 2 to find in cache. */
+    /* Pass 1: the verdicts that need no state, the registrations, and each
+     * payment's ticket, whose lines are fetched here for pass 2 to find in
+     * cache. A registration's verdict depends on no payment, so it is done
+     * here, in file order among the registrations: a payment after it in the
+     * chunk finds its ticket and is hashed with the rest in pass 2, and a
+     * payment before it does not find it. */
     for (uint32_t i = 0; i < n; i++) {
         if (i + LOOKAHEAD < n && records[i + LOOKAHEAD].length >= 16)
             prefetch_slot(s, load_be64(base + records[i + LOOKAHEAD].offset + 8));
@@ -554,6 +558,19 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
             continue;
         }
         uint32_t e = find(s, load_be64(r + 8));
+        if (r[0] == 0x10) {
+            mp_ticket_export registration;
+            int registered = 0;
+            verdicts[slot] = finish_ticket(v, r, e, records[i].offset, now, &registration, &registered);
+            if (registered) {
+                uint32_t ne = insert(s, &registration);
+                if (ne == NO_ENTRY) abort(); /* out of memory: never drop a ticket silently */
+                mark_dirty(s, ne);
+                sodium_memzero(&registration, sizeof registration);
+            }
+            c->job[i] = J_DONE;
+            continue;
+        }
         c->entry[i] = e;
         c->job[i] = J_APPLY;
         if (e != NO_ENTRY) {
@@ -575,7 +592,7 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
         if (c->job[i] == J_DONE || e == NO_ENTRY) continue;
         const uint8_t *r = base + records[i].offset;
         hot_entry *h = &s->hot[e];
-        if (r[0] == 0x10 || now > h->expires) continue;
+        if (now > h->expires) continue;
         if (r[0] == 0x01) {
             if (h->chain_len == 0) continue;
             stamp(h, run);
@@ -621,19 +638,7 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
         const uint8_t *r = base + records[i].offset;
         uint32_t slot = records[i].slot;
         uint32_t e = c->entry[i];
-        /* a serial unknown in pass 1 may have been registered by an earlier record of the chunk */
-        if (e == NO_ENTRY) e = find(s, load_be64(r + 8));
-        if (r[0] == 0x10) {
-            mp_ticket_export registration;
-            int registered = 0;
-            verdicts[slot] = finish_ticket(v, r, e, records[i].offset, now, &registration, &registered);
-            if (registered) {
-                uint32_t ne = insert(s, &registration);
-                if (ne == NO_ENTRY) abort(); /* out of memory: never drop a ticket silently */
-                mark_dirty(s, ne);
-                sodium_memzero(&registration, sizeof registration);
-            }
-        } else if (e == NO_ENTRY) {
+        if (e == NO_ENTRY) {
             verdicts[slot] = 2; /* unknownTicket */
         } else if (r[0] == 0x01) {
             verdicts[slot] = apply_chain(kernel, s, c, i, e, r, run, now, &credited[slot]);

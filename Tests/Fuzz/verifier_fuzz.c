@@ -199,15 +199,19 @@ static void next_record(batch *b, uint8_t op, uint8_t arg) {
     append(b, r, len);
 }
 
-/* Registers the six tickets (an expired one is refused) before the fuzzed
- * batch, so that its payments find them in the table from its first record:
- * only then are their walks lined up ahead, with guesses to get wrong. */
-static void register_tickets(mp_verifier *v, uint32_t partitions) {
+/* Registers the tickets of `mask` (an expired one is refused) before the
+ * fuzzed batch, so that its payments find them in the table from its first
+ * record: their walks are lined up ahead, with guesses to get wrong. The
+ * others are registered only if the batch carries their ticket record:
+ * payments before it are unknown, those after it in the same chunk are
+ * hashed with the rest. */
+static void register_tickets(mp_verifier *v, uint32_t partitions, unsigned mask) {
     static batch registrations;
     memcpy(registrations.bytes, "MPB1", 4);
     registrations.length = 4;
     registrations.count = 0;
-    for (int n = 0; n < TICKETS; n++) append(&registrations, tickets[n].record, 184);
+    for (int n = 0; n < TICKETS; n++)
+        if (mask & (1u << n)) append(&registrations, tickets[n].record, 184);
     mp_record_ref r[MAX_SHARDS][TICKETS];
     mp_record_ref *lists[MAX_SHARDS] = {r[0], r[1], r[2]};
     size_t counts[MAX_SHARDS], position = 4;
@@ -264,10 +268,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     b->length = 4;
     b->count = 0;
     for (size_t i = 0; i + 1 < size; i += 2) next_record(b, data[i], data[i + 1]);
+    /* Which tickets are in the table before the batch: most often all. */
+    unsigned mask = size > 0 && (data[size - 1] & 0xc0) == 0 ? data[size - 1] & 0x3f : 0x3f;
 
     /* The reference: one record per call, so no guess and no dealing. */
     mp_verifier *one = mp_verifier_new(BANK, MERCHANT, merchant_key, 1);
-    register_tickets(one, 1);
+    register_tickets(one, 1, mask);
     for (size_t i = 0; i < b->count; i++) {
         size_t len = ((size_t)b->bytes[b->offsets[i] - 2] << 8) | b->bytes[b->offsets[i] - 1];
         mp_record_ref ref = {b->offsets[i], (uint32_t)len, 0};
@@ -277,7 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     for (uint32_t partitions = 1; partitions <= MAX_SHARDS; partitions++) {
         mp_verifier *v = mp_verifier_new(BANK, MERCHANT, merchant_key, partitions);
-        register_tickets(v, partitions);
+        register_tickets(v, partitions, mask);
         /* One scan a window deals the records to the shards, their slots
          * their places in the window (as BatchVerifier.verify does); each
          * shard runs its list and its results are scattered into file
