@@ -5,12 +5,13 @@
  * each chain walk ends, and deals records to shards; fed one record per call
  * it has no chunk to guess in and no order to keep, so it is then simply the
  * §7 checks record by record. The fuzzer's bytes drive a small world of six
- * tickets (chains of 40 words, orders), registered beforehand, into batches of valid payments,
- * forgeries, replays, retries, gaps, registrations, other banks, wrong modes
- * and malformed records; every batch must give the same verdicts, credits
- * and final ticket states on 1, 2 and 3 shards (windows of 1 to 13 records
- * scanned once and dealt to the shards, each shard's results scattered
- * back into file order) as one record at a time.
+ * tickets (chains of 40 words, orders), most often all registered
+ * beforehand, into batches of valid payments, forgeries, replays, retries,
+ * gaps, registrations, other banks, wrong modes and malformed records; every
+ * batch must give the same verdicts, credits and final ticket states on 1, 2
+ * and 3 shards (windows of 1 to 13 records, or the whole batch in one,
+ * scanned once and dealt to the shards, each shard's results scattered back
+ * into file order) as one record at a time.
  * Any difference, or any memory error (ASan, UBSan), stops the run.
  *
  *   Tests/Fuzz/run.sh [seconds]      # builds with clang and runs it
@@ -290,7 +291,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          * order. The window's size comes from the input, so that windows
          * end anywhere, the last one empty or cut short. */
         memset(out_verdicts, 0xff, sizeof out_verdicts);
-        size_t window = size % 13 + 1, position = 4, first = 0, taken;
+        /* Small windows put window ends anywhere; a whole-batch window gives
+         * the chunks of 1024 and the long guess chains. */
+        size_t window = size > 0 && (data[0] & 0x80) ? MAX_RECORDS : size % 13 + 1;
+        size_t position = 4, first = 0, taken;
         uint64_t truncated = UINT64_MAX;
         do {
             mp_record_ref *lists[MAX_SHARDS] = {refs[0], refs[1], refs[2]};
