@@ -347,8 +347,9 @@ mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
 
 /* ---- verification ---- */
 
-/* What pass 3 does with a record: nothing (its verdict needed no state), the
- * §7 checks alone, or the checks with a lane's result. */
+/* What pass 3 does with a record: nothing (its verdict needed no state, or
+ * it was a registration, judged in pass 1), the §7 checks alone, or the
+ * checks with a lane's result. */
 enum job { J_DONE, J_APPLY, J_CHAIN, J_ORDER };
 
 #define CHUNK 1024

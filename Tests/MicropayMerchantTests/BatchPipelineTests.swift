@@ -122,7 +122,7 @@ struct BatchPipelineTests {
         }
     }
 
-    /// Tickets registered in pass 3 grow the table (mremap moves it) while
+    /// Tickets registered in pass 1 grow the table (mremap moves it) while
     /// the same chunks carry payments on tickets already in it.
     @Test("registrations that grow the table, between payments on earlier tickets", arguments: [1, 2])
     func growthMidChunk(threads: Int) throws {
