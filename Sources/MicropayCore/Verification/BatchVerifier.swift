@@ -321,13 +321,15 @@ private class WindowRing: @unchecked Sendable {
     let taken: UnsafeMutablePointer<Int>
     let ends: UnsafeMutablePointer<Int>
     /// Under `lock`: windows scanned, where the next one starts, the window
-    /// whose scan reached the end (Int.max: not yet), windows every shard is
-    /// done with, the records taken and a truncated tail's offset.
+    /// whose scan reached the end (Int.max: not yet), windows each shard has
+    /// verified, windows every shard is done with (their ring slots free),
+    /// the records taken and a truncated tail's offset.
     let lock = ShardLock()
     private var scanned = 0
     private var position = 4
     private var lastWindow = Int.max
-    private var finished = 0
+    private let windowsDone: UnsafeMutablePointer<Int>
+    private(set) var finished = 0
     private(set) var records = 0
     private(set) var truncated = UInt64.max
 
@@ -347,11 +349,12 @@ private class WindowRing: @unchecked Sendable {
         counts = filled(lists, 0)
         taken = filled(depth, 0)
         ends = filled(depth, 0)
+        windowsDone = filled(shards, 0)
     }
 
     func deallocate() {
         for list in 0..<depth * shards { refs[list]!.deallocate() }
-        refs.deallocate(); counts.deallocate(); taken.deallocate(); ends.deallocate()
+        refs.deallocate(); counts.deallocate(); taken.deallocate(); ends.deallocate(); windowsDone.deallocate()
     }
 
     /// Shard `shard`'s pass: verifies its records of every window in order,
@@ -416,6 +419,15 @@ private class WindowRing: @unchecked Sendable {
         return lock.locked { scanned > window ? window % depth : nil }
     }
 
+    /// Notes that `shard` has verified `window`; returns how many windows
+    /// every shard has verified. Call under `lock`.
+    final func verifiedByAll(shard: Int, window: Int) -> Int {
+        windowsDone[shard] = window + 1
+        var all = Int.max
+        for other in 0..<shards { all = min(all, windowsDone[other]) }
+        return all
+    }
+
     /// Frees the ring slots of windows before `windows`: every shard is done
     /// with them. Returns the offset just past them if this call freed any,
     /// read before the slot can be scanned again; nil if none. Call under `lock`.
@@ -438,8 +450,7 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
     /// count of each §7 code (16 of 32 Ints), and the credited sum (1 of 8).
     let counted: UnsafeMutablePointer<Int>
     let sums: UnsafeMutablePointer<UInt64>
-    /// Under `lock`: windows each shard has verified, the offset last reported.
-    private let windowsDone: UnsafeMutablePointer<Int>
+    /// Under `lock`: the offset last reported.
     private var reported = 0
 
     init(handle: OpaquePointer, file: UnsafePointer<UInt8>, length: Int, shards: Int, capacity: Int, now: UInt64,
@@ -448,14 +459,13 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
         shardResults = ResultSlots(slots: shards, capacity: capacity)
         counted = filled(shards * 32, 0)
         sums = filled(shards * 8, 0)
-        windowsDone = filled(shards, 0)
         super.init(handle: handle, file: file, length: length, shards: shards, capacity: capacity, now: now,
                    windowSlots: false)
     }
 
     override func deallocate() {
         shardResults.deallocate()
-        counted.deallocate(); sums.deallocate(); windowsDone.deallocate()
+        counted.deallocate(); sums.deallocate()
         super.deallocate()
     }
 
@@ -481,9 +491,7 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
         }
         sums[shard * 8] = sum
         lock.locked {
-            windowsDone[shard] = window + 1
-            var all = Int.max
-            for other in 0..<shards { all = min(all, windowsDone[other]) }
+            let all = verifiedByAll(shard: shard, window: window)
             guard let reached = done(through: all), let progress, reached > reported else { return }
             reported = reached
             progress(reached)
@@ -504,8 +512,6 @@ private final class WindowWork: WindowRing, @unchecked Sendable {
     let outVerdicts: UnsafeMutablePointer<UInt8>
     let outCredited: UnsafeMutablePointer<UInt64>
     let outStarts: UnsafeMutablePointer<UInt64>
-    /// Under `lock`: windows each shard has verified.
-    private let windowsDone: UnsafeMutablePointer<Int>
 
     init(handle: OpaquePointer, buffer: UnsafeRawBufferPointer, file: UnsafePointer<UInt8>, shards: Int, capacity: Int,
          now: UInt64, body: @escaping (BatchVerifier.Window) -> Void) {
@@ -515,14 +521,13 @@ private final class WindowWork: WindowRing, @unchecked Sendable {
         outVerdicts = .allocate(capacity: capacity)
         outCredited = .allocate(capacity: capacity)
         outStarts = .allocate(capacity: capacity)
-        windowsDone = filled(shards, 0)
         super.init(handle: handle, file: file, length: buffer.count, shards: shards, capacity: capacity, now: now,
                    windowSlots: true)
     }
 
     override func deallocate() {
         kept.deallocate()
-        outVerdicts.deallocate(); outCredited.deallocate(); outStarts.deallocate(); windowsDone.deallocate()
+        outVerdicts.deallocate(); outCredited.deallocate(); outStarts.deallocate()
         super.deallocate()
     }
 
@@ -531,14 +536,13 @@ private final class WindowWork: WindowRing, @unchecked Sendable {
         (kept.verdicts[slot * shards + shard], kept.credited[slot * shards + shard])
     }
 
-    /// Hands over every window all shards have done, in order, and frees its ring slot.
+    /// Hands over every window all shards have done, in order, and frees
+    /// its ring slot: the windows handed over are the `finished` ones.
     override func verified(shard: Int, window: Int, slot: Int, count: Int) {
         lock.locked {
-            windowsDone[shard] = window + 1
-            var all = Int.max
-            for other in 0..<shards { all = min(all, windowsDone[other]) }
-            while handedOver < all {
-                let ring = handedOver % depth
+            let all = verifiedByAll(shard: shard, window: window)
+            while finished < all {
+                let ring = finished % depth
                 for other in 0..<shards {
                     let list = ring * shards + other
                     mp_verifier_scatter(refs[list], counts[list], kept.verdicts[list], kept.credited[list],
@@ -551,12 +555,10 @@ private final class WindowWork: WindowRing, @unchecked Sendable {
                         credited: UnsafeBufferPointer(start: outCredited, count: count),
                         starts: UnsafeBufferPointer(start: outStarts, count: count), buffer: buffer))
                 }
-                handedOver += 1
-                done(through: handedOver)
+                done(through: finished + 1)
             }
         }
     }
-    private var handedOver = 0
 }
 
 /// Runs `body(0)`, `body(1)`, ... `body(count - 1)` each on a thread of its
