@@ -73,8 +73,9 @@ MP_SHANI MP_INLINE void from_abef(__m128i s0, __m128i s1, __m128i *abcd, __m128i
 
 /* With four lanes the interleaved schedule needs 24 live registers and
  * spills; instead each lane's W+K for all 64 rounds is written to the stack
- * first, so the interleaved rounds keep only the 2 state registers per lane
- * live and read their message (the implicit xmm0 operand) from memory. */
+ * first, for chains and tags alike, so the interleaved rounds keep only the
+ * 2 state registers per lane live and read their message (the implicit xmm0
+ * operand) from memory. */
 #define SCHED_QUAD(g, CUR, PREV, NEXT)                                                         \
     do {                                                                                       \
         _mm_store_si128((__m128i *)&wk[4 * (g)],                                               \
@@ -247,8 +248,14 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
     const __m128i pad_first = _mm_set_epi32(0, 0, 0, (int)0x80000000);
     const __m128i pad_inner_len = _mm_set_epi32(1024, 0, 0, 0); /* 128 bytes hashed */
     const __m128i pad_outer_len = _mm_set_epi32(768, 0, 0, 0);  /* 96 bytes hashed */
+    /* The inner hash's second block is the same padding for every tag: its
+     * W+K is scheduled once, and that compression is rounds alone. */
+    uint32_t pad_wk[64] __attribute__((aligned(16)));
+    schedule(pad_first, zero, zero, pad_inner_len, pad_wk);
+    const uint32_t *pad_rows[4] = {pad_wk, pad_wk, pad_wk, pad_wk};
     for (size_t base = 0; base < count; base += (size_t)L) {
         __m128i S0[4], S1[4], A0[4], A1[4], M0[4], M1[4], M2[4], M3[4];
+        uint32_t wk[4][64] __attribute__((aligned(16)));
         const uint8_t *rec[4];
         for (int l = 0; l < L; l++) {
             size_t r = base + (size_t)l < count ? base + (size_t)l : count - 1;
@@ -265,16 +272,17 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
             M2[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), mask);
             M3[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), mask);
         }
-        LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
+        if (L >= 4) {
+            SCHEDULE_LANES(L, M0, M1, M2, M3, wk);
+            SCHEDULED_ROUNDS(L, S0, S1, wk);
+        } else {
+            LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
+        }
         for (int l = 0; l < L; l++) {
             S0[l] = A0[l] = _mm_add_epi32(S0[l], A0[l]);
             S1[l] = A1[l] = _mm_add_epi32(S1[l], A1[l]);
-            M0[l] = pad_first;
-            M1[l] = zero;
-            M2[l] = zero;
-            M3[l] = pad_inner_len;
         }
-        LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
+        SCHEDULED_ROUNDS(L, S0, S1, pad_rows);
         for (int l = 0; l < L; l++) {
             size_t r = base + (size_t)l < count ? base + (size_t)l : count - 1;
             /* the inner digest's words are the outer block's first 8 message words */
@@ -286,7 +294,12 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
             S0[l] = A0[l];
             S1[l] = A1[l];
         }
-        LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
+        if (L >= 4) {
+            SCHEDULE_LANES(L, M0, M1, M2, M3, wk);
+            SCHEDULED_ROUNDS(L, S0, S1, wk);
+        } else {
+            LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
+        }
         for (int l = 0; l < L && base + (size_t)l < count; l++) {
             __m128i abcd, efgh;
             from_abef(_mm_add_epi32(S0[l], A0[l]), _mm_add_epi32(S1[l], A1[l]), &abcd, &efgh);
