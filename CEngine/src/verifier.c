@@ -485,8 +485,11 @@ static uint8_t apply_order(mp_lane_kernel kernel, shard *s, const chunk_scratch 
         mp_mac128_verify_batch_with(kernel, 1, &key, "MPO1", r, 76, 60, &ok);
     }
     if (!ok) return 5;                   /* badMAC */
-    if ((h->flags & F_HAS_ORDER) && memcmp(o->last_order, r, 76) == 0) return 12; /* duplicate */
     uint32_t seq = mp_load_be32(r + 16);
+    /* The last order holds last_seq at offset 16: only an order with that
+     * seq can repeat it byte for byte, and the others skip the compare. */
+    if ((h->flags & F_HAS_ORDER) && seq == h->last_seq && memcmp(o->last_order, r, 76) == 0)
+        return 12;                                     /* duplicate */
     uint64_t cumulative = load_be64(r + 20);
     if (seq <= h->last_seq) return 7;                  /* replay */
     if (cumulative < h->last_cumulative) return 10;    /* decreasingAmount */
