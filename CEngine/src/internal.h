@@ -15,6 +15,9 @@ extern const uint32_t mp_sha256_iv[8];
 extern const uint32_t mp_sha256_k[64];
 
 void mp_sha256_compress_portable(uint32_t state[8], const uint8_t *data, size_t blocks);
+/* W+K of the block that pads a message of `bytes` bytes, a multiple of 64:
+ * the same for every such message, so the batch kernels schedule it once. */
+void mp_sha256_padding_wk(uint64_t bytes, uint32_t wk[64]);
 #if defined(__x86_64__)
 #define MP_HAVE_SHANI_KERNEL 1
 void mp_sha256_compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks);

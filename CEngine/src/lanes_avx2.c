@@ -43,6 +43,27 @@ MP_AVX2 MP_INLINE void compress8(__m256i st[8], __m256i w[16]) {
     st[6] = _mm256_add_epi32(st[6], g); st[7] = _mm256_add_epi32(st[7], h);
 }
 
+/* One compression of eight blocks whose message is the same constant block:
+ * its W+K, scheduled once (mp_sha256_padding_wk), broadcast round by round. */
+MP_AVX2 MP_INLINE void compress8_scheduled(__m256i st[8], const uint32_t wk[64]) {
+    __m256i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+    for (int i = 0; i < 64; i++) {
+        __m256i ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
+        __m256i maj = _mm256_xor_si256(_mm256_and_si256(a, _mm256_xor_si256(b, c)), _mm256_and_si256(b, c));
+        __m256i t1 = _mm256_add_epi32(_mm256_add_epi32(h, BSIG1(e)),
+                                      _mm256_add_epi32(ch, _mm256_set1_epi32((int)wk[i])));
+        __m256i t2 = _mm256_add_epi32(BSIG0(a), maj);
+        h = g; g = f; f = e;
+        e = _mm256_add_epi32(d, t1);
+        d = c; c = b; b = a;
+        a = _mm256_add_epi32(t1, t2);
+    }
+    st[0] = _mm256_add_epi32(st[0], a); st[1] = _mm256_add_epi32(st[1], b);
+    st[2] = _mm256_add_epi32(st[2], c); st[3] = _mm256_add_epi32(st[3], d);
+    st[4] = _mm256_add_epi32(st[4], e); st[5] = _mm256_add_epi32(st[5], f);
+    st[6] = _mm256_add_epi32(st[6], g); st[7] = _mm256_add_epi32(st[7], h);
+}
+
 /* ---- chains ---- */
 
 MP_AVX2 void mp_chain_verify_avx2_x8(MP_CHAIN_BATCH_PARAMS) {
@@ -109,6 +130,9 @@ MP_AVX2 void mp_mac128_verify_avx2_x8(MP_TAG_BATCH_PARAMS) {
     uint32_t m[16][8] __attribute__((aligned(32)));
     uint32_t s[8][8] __attribute__((aligned(32)));
     const uint32_t label_word = mp_load_be32((const uint8_t *)label);
+    /* the inner hash's second block pads every tag's 128 bytes alike */
+    uint32_t pad_wk[64];
+    mp_sha256_padding_wk(128, pad_wk);
     for (size_t base = 0; base < count; base += 8) {
         const uint8_t *rec[8];
         for (int l = 0; l < 8; l++) {
@@ -122,11 +146,7 @@ MP_AVX2 void mp_mac128_verify_avx2_x8(MP_TAG_BATCH_PARAMS) {
         for (int j = 0; j < 16; j++) w[j] = _mm256_load_si256((const __m256i *)m[j]);
         for (int j = 0; j < 8; j++) st[j] = _mm256_load_si256((const __m256i *)s[j]);
         compress8(st, w);
-        /* the padding block of a 128-byte message */
-        w[0] = _mm256_set1_epi32((int)0x80000000u);
-        for (int j = 1; j < 15; j++) w[j] = _mm256_setzero_si256();
-        w[15] = _mm256_set1_epi32(1024);
-        compress8(st, w);
+        compress8_scheduled(st, pad_wk);
         /* outer: the inner digest's words, then the padding of a 96-byte message */
         for (int j = 0; j < 8; j++) w[j] = st[j];
         w[8] = _mm256_set1_epi32((int)0x80000000u);

@@ -76,34 +76,6 @@ MP_SHANI MP_INLINE void from_abef(__m128i s0, __m128i s1, __m128i *abcd, __m128i
  * first, for chains and tags alike, so the interleaved rounds keep only the
  * 2 state registers per lane live and read their message (the implicit xmm0
  * operand) from memory. */
-#define SCHED_QUAD(g, CUR, PREV, NEXT)                                                         \
-    do {                                                                                       \
-        _mm_store_si128((__m128i *)&wk[4 * (g)],                                               \
-                        _mm_add_epi32(CUR, _mm_loadu_si128((const __m128i *)&mp_sha256_k[4 * (g)]))); \
-        if ((g) >= 3 && (g) <= 14)                                                             \
-            NEXT = _mm_sha256msg2_epu32(_mm_add_epi32(NEXT, _mm_alignr_epi8(CUR, PREV, 4)), CUR); \
-        if ((g) >= 1 && (g) <= 12) PREV = _mm_sha256msg1_epu32(PREV, CUR);                    \
-    } while (0)
-
-MP_SHANI MP_INLINE void schedule(__m128i m0, __m128i m1, __m128i m2, __m128i m3, uint32_t wk[64]) {
-    SCHED_QUAD(0, m0, m3, m1);
-    SCHED_QUAD(1, m1, m0, m2);
-    SCHED_QUAD(2, m2, m1, m3);
-    SCHED_QUAD(3, m3, m2, m0);
-    SCHED_QUAD(4, m0, m3, m1);
-    SCHED_QUAD(5, m1, m0, m2);
-    SCHED_QUAD(6, m2, m1, m3);
-    SCHED_QUAD(7, m3, m2, m0);
-    SCHED_QUAD(8, m0, m3, m1);
-    SCHED_QUAD(9, m1, m0, m2);
-    SCHED_QUAD(10, m2, m1, m3);
-    SCHED_QUAD(11, m3, m2, m0);
-    SCHED_QUAD(12, m0, m3, m1);
-    SCHED_QUAD(13, m1, m0, m2);
-    SCHED_QUAD(14, m2, m1, m3);
-    SCHED_QUAD(15, m3, m2, m0);
-}
-
 #define SCHED_QUAD_LANES(L, g, CUR, PREV, NEXT, WK)                                          \
     do {                                                                                     \
         const __m128i k_ = _mm_loadu_si128((const __m128i *)&mp_sha256_k[4 * (g)]);          \
@@ -244,14 +216,12 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
         return;
     }
     const __m128i mask = bswap_mask();
-    const __m128i zero = _mm_setzero_si128();
     const __m128i pad_first = _mm_set_epi32(0, 0, 0, (int)0x80000000);
-    const __m128i pad_inner_len = _mm_set_epi32(1024, 0, 0, 0); /* 128 bytes hashed */
     const __m128i pad_outer_len = _mm_set_epi32(768, 0, 0, 0);  /* 96 bytes hashed */
     /* The inner hash's second block is the same padding for every tag: its
      * W+K is scheduled once, and that compression is rounds alone. */
     uint32_t pad_wk[64] __attribute__((aligned(16)));
-    schedule(pad_first, zero, zero, pad_inner_len, pad_wk);
+    mp_sha256_padding_wk(128, pad_wk);
     const uint32_t *pad_rows[4] = {pad_wk, pad_wk, pad_wk, pad_wk};
     for (size_t base = 0; base < count; base += (size_t)L) {
         __m128i S0[4], S1[4], A0[4], A1[4], M0[4], M1[4], M2[4], M3[4];

@@ -19,15 +19,28 @@ const uint32_t mp_sha256_k[64] = {
 
 static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
+/* The message schedule: W16..W63 from W0..W15. */
+static void expand(uint32_t w[64]) {
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+}
+
+void mp_sha256_padding_wk(uint64_t bytes, uint32_t wk[64]) {
+    uint32_t w[64] = {0x80000000u};
+    w[14] = (uint32_t)((bytes * 8) >> 32);
+    w[15] = (uint32_t)(bytes * 8);
+    expand(w);
+    for (int i = 0; i < 64; i++) wk[i] = w[i] + mp_sha256_k[i];
+}
+
 void mp_sha256_compress_portable(uint32_t state[8], const uint8_t *data, size_t blocks) {
     uint32_t w[64];
     while (blocks--) {
         for (int i = 0; i < 16; i++) w[i] = mp_load_be32(data + 4 * i);
-        for (int i = 16; i < 64; i++) {
-            uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-            uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-        }
+        expand(w);
         uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
         uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
         for (int i = 0; i < 64; i++) {
