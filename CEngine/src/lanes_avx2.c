@@ -15,43 +15,29 @@
 #define SSIG0(x) _mm256_xor_si256(_mm256_xor_si256(ROTR(x, 7), ROTR(x, 18)), _mm256_srli_epi32(x, 3))
 #define SSIG1(x) _mm256_xor_si256(_mm256_xor_si256(ROTR(x, 17), ROTR(x, 19)), _mm256_srli_epi32(x, 10))
 
-/* One compression of eight blocks: state st (8 vectors, a..h) += rounds over w[16]. */
-MP_AVX2 MP_INLINE void compress8(__m256i st[8], __m256i w[16]) {
+/* One compression of eight blocks: state st (8 vectors, a..h) += rounds over
+ * w[16]; or, given `wk`, over one constant block whose W+K is scheduled
+ * already (mp_sha256_padding_wk), broadcast round by round. */
+MP_AVX2 MP_INLINE void compress8(__m256i st[8], __m256i w[16], const uint32_t *wk) {
     __m256i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
     for (int i = 0; i < 64; i++) {
-        __m256i wi;
-        if (i < 16) {
-            wi = w[i];
+        __m256i wki;
+        if (wk != NULL) {
+            wki = _mm256_set1_epi32((int)wk[i]);
         } else {
-            wi = _mm256_add_epi32(_mm256_add_epi32(SSIG1(w[(i - 2) & 15]), w[(i - 7) & 15]),
-                                  _mm256_add_epi32(SSIG0(w[(i - 15) & 15]), w[i & 15]));
-            w[i & 15] = wi;
+            __m256i wi;
+            if (i < 16) {
+                wi = w[i];
+            } else {
+                wi = _mm256_add_epi32(_mm256_add_epi32(SSIG1(w[(i - 2) & 15]), w[(i - 7) & 15]),
+                                      _mm256_add_epi32(SSIG0(w[(i - 15) & 15]), w[i & 15]));
+                w[i & 15] = wi;
+            }
+            wki = _mm256_add_epi32(wi, _mm256_set1_epi32((int)mp_sha256_k[i]));
         }
         __m256i ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
         __m256i maj = _mm256_xor_si256(_mm256_and_si256(a, _mm256_xor_si256(b, c)), _mm256_and_si256(b, c));
-        __m256i t1 = _mm256_add_epi32(_mm256_add_epi32(h, BSIG1(e)),
-                                      _mm256_add_epi32(ch, _mm256_add_epi32(wi, _mm256_set1_epi32((int)mp_sha256_k[i]))));
-        __m256i t2 = _mm256_add_epi32(BSIG0(a), maj);
-        h = g; g = f; f = e;
-        e = _mm256_add_epi32(d, t1);
-        d = c; c = b; b = a;
-        a = _mm256_add_epi32(t1, t2);
-    }
-    st[0] = _mm256_add_epi32(st[0], a); st[1] = _mm256_add_epi32(st[1], b);
-    st[2] = _mm256_add_epi32(st[2], c); st[3] = _mm256_add_epi32(st[3], d);
-    st[4] = _mm256_add_epi32(st[4], e); st[5] = _mm256_add_epi32(st[5], f);
-    st[6] = _mm256_add_epi32(st[6], g); st[7] = _mm256_add_epi32(st[7], h);
-}
-
-/* One compression of eight blocks whose message is the same constant block:
- * its W+K, scheduled once (mp_sha256_padding_wk), broadcast round by round. */
-MP_AVX2 MP_INLINE void compress8_scheduled(__m256i st[8], const uint32_t wk[64]) {
-    __m256i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
-    for (int i = 0; i < 64; i++) {
-        __m256i ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
-        __m256i maj = _mm256_xor_si256(_mm256_and_si256(a, _mm256_xor_si256(b, c)), _mm256_and_si256(b, c));
-        __m256i t1 = _mm256_add_epi32(_mm256_add_epi32(h, BSIG1(e)),
-                                      _mm256_add_epi32(ch, _mm256_set1_epi32((int)wk[i])));
+        __m256i t1 = _mm256_add_epi32(_mm256_add_epi32(h, BSIG1(e)), _mm256_add_epi32(ch, wki));
         __m256i t2 = _mm256_add_epi32(BSIG0(a), maj);
         h = g; g = f; f = e;
         e = _mm256_add_epi32(d, t1);
@@ -103,7 +89,7 @@ MP_AVX2 void mp_chain_verify_avx2_x8(MP_CHAIN_BATCH_PARAMS) {
         __m256i w[16], st[8];
         for (int j = 0; j < 16; j++) w[j] = _mm256_load_si256((const __m256i *)m[j]);
         for (int j = 0; j < 8; j++) st[j] = _mm256_set1_epi32((int)mp_sha256_iv[j]);
-        compress8(st, w);
+        compress8(st, w, NULL);
         for (int j = 0; j < 8; j++) _mm256_store_si256((__m256i *)m[5 + j], st[j]);
         for (int l = 0; l < 8; l++) {
             m[4][l]--;
@@ -145,8 +131,8 @@ MP_AVX2 void mp_mac128_verify_avx2_x8(MP_TAG_BATCH_PARAMS) {
         __m256i w[16], st[8];
         for (int j = 0; j < 16; j++) w[j] = _mm256_load_si256((const __m256i *)m[j]);
         for (int j = 0; j < 8; j++) st[j] = _mm256_load_si256((const __m256i *)s[j]);
-        compress8(st, w);
-        compress8_scheduled(st, pad_wk);
+        compress8(st, w, NULL);
+        compress8(st, NULL, pad_wk);
         /* outer: the inner digest's words, then the padding of a 96-byte message */
         for (int j = 0; j < 8; j++) w[j] = st[j];
         w[8] = _mm256_set1_epi32((int)0x80000000u);
@@ -157,7 +143,7 @@ MP_AVX2 void mp_mac128_verify_avx2_x8(MP_TAG_BATCH_PARAMS) {
             for (int j = 0; j < 8; j++) s[j][l] = keys[r]->outer[j];
         }
         for (int j = 0; j < 8; j++) st[j] = _mm256_load_si256((const __m256i *)s[j]);
-        compress8(st, w);
+        compress8(st, w, NULL);
         for (int j = 0; j < 4; j++) _mm256_store_si256((__m256i *)s[j], st[j]);
         for (int l = 0; l < 8 && base + (size_t)l < count; l++) {
             uint32_t diff = 0;
