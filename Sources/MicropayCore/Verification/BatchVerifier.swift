@@ -395,8 +395,8 @@ private class WindowRing: @unchecked Sendable {
     /// scanned (its end is where this one starts) and every shard is done
     /// with the one the slot held; nothing if the file ended before it.
     private func scan(window: Int) {
-        lock.wait { scanned == window && window - finished < depth || lastWindow < window }
-        guard let start = lock.locked({ lastWindow < window ? nil : position }) else { return }
+        guard let start = lock.wait(until: { scanned == window && window - finished < depth || lastWindow < window },
+                                    then: { lastWindow < window ? nil : position }) else { return }
         let slot = window % depth
         var at = start
         var tail = UInt64.max
@@ -415,8 +415,7 @@ private class WindowRing: @unchecked Sendable {
 
     /// Waits for `window`'s scan; its ring slot, or nil past the file's end.
     private func awaitScan(of window: Int) -> Int? {
-        lock.wait { scanned > window || lastWindow < window }
-        return lock.locked { scanned > window ? window % depth : nil }
+        lock.wait(until: { scanned > window || lastWindow < window }, then: { scanned > window ? window % depth : nil })
     }
 
     /// Notes that `shard` has verified `window`; returns how many windows
@@ -447,9 +446,12 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
     /// Per shard: its verdicts and credits of the window it is verifying.
     let shardResults: ResultSlots
     /// Per shard, far enough apart that no two shards share a cache line: the
-    /// count of each §7 code (16 of 32 Ints), and the credited sum (1 of 8).
+    /// count of each §7 code (16 of `countsStride` Ints), and the credited
+    /// sum (1 of `sumStride`).
     let counted: UnsafeMutablePointer<Int>
     let sums: UnsafeMutablePointer<UInt64>
+    static let countsStride = 32
+    static let sumStride = 8
     /// Under `lock`: the offset last reported.
     private var reported = 0
 
@@ -457,8 +459,8 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
          progress: ((Int) -> Void)?) {
         self.progress = progress
         shardResults = ResultSlots(slots: shards, capacity: capacity)
-        counted = filled(shards * 32, 0)
-        sums = filled(shards * 8, 0)
+        counted = filled(shards * Self.countsStride, 0)
+        sums = filled(shards * Self.sumStride, 0)
         super.init(handle: handle, file: file, length: length, shards: shards, capacity: capacity, now: now,
                    windowSlots: false)
     }
@@ -475,7 +477,7 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
 
     /// The shard's count of each §7 code, and its credited sum (wrapping).
     func tally(shard: Int) -> (perVerdict: UnsafeMutablePointer<Int>, credited: UInt64) {
-        (counted + shard * 32, sums[shard * 8])
+        (counted + shard * Self.countsStride, sums[shard * Self.sumStride])
     }
 
     /// Counts the shard's verdicts of the window, then frees the windows all
@@ -483,13 +485,13 @@ private final class TallyWork: WindowRing, @unchecked Sendable {
     /// runs on one thread at a time.
     override func verified(shard: Int, window: Int, slot: Int, count: Int) {
         let verdicts = shardResults.verdicts[shard], credited = shardResults.credited[shard]
-        let perVerdict = counted + shard * 32
-        var sum = sums[shard * 8]
+        let perVerdict = counted + shard * Self.countsStride
+        var sum = sums[shard * Self.sumStride]
         for i in 0..<count {
             perVerdict[Int(verdicts[i] & 15)] += 1
             sum &+= credited[i]
         }
-        sums[shard * 8] = sum
+        sums[shard * Self.sumStride] = sum
         lock.locked {
             let all = verifiedByAll(shard: shard, window: window)
             guard let reached = done(through: all), let progress, reached > reported else { return }
@@ -667,12 +669,13 @@ private final class ShardLock: @unchecked Sendable {
         return body()
     }
 
-    /// Returns once `ready` holds; it is checked under the lock, each time
-    /// another thread leaves a locked section.
-    func wait(until ready: () -> Bool) {
+    /// Returns `body()` once `ready` holds, both under the lock; `ready` is
+    /// checked each time another thread leaves a locked section.
+    func wait<T>(until ready: () -> Bool, then body: () -> T) -> T {
         pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         while !ready() { pthread_cond_wait(condition, mutex) }
-        pthread_mutex_unlock(mutex)
+        return body()
     }
 }
 
