@@ -131,8 +131,9 @@ typedef enum mp_lane_kernel {
     MP_LANES_SHANI_X4 = 3,
     /* AVX2: 8 blocks, one per 32-bit lane of a 256-bit register */
     MP_LANES_AVX2_X8 = 4,
-    /* SHA extensions, chains 2-way and tags 4-way: where 4 chains spill
-     * registers (16 XMM) but 4 tags, with less state each, still win */
+    /* SHA extensions, chains 2-way and tags 4-way: the 4-way kernels write
+     * their W+K to the stack first (four schedules need 24 XMM registers),
+     * which 4 chains lose to and 4 tags gain from (BENCHMARKS.md) */
     MP_LANES_SHANI_X2_X4 = 5,
 } mp_lane_kernel;
 

@@ -486,9 +486,10 @@ static uint8_t apply_order(mp_lane_kernel kernel, shard *s, const chunk_scratch 
     }
     if (!ok) return 5;                   /* badMAC */
     uint32_t seq = mp_load_be32(r + 16);
-    /* The last order holds last_seq at offset 16: only an order with that
-     * seq can repeat it byte for byte, and the others skip the compare. */
-    if ((h->flags & F_HAS_ORDER) && seq == h->last_seq && memcmp(o->last_order, r, 76) == 0)
+    /* A byte-for-byte repeat of the last order has its seq: the others skip
+     * the 76-byte compare. Read from the last order itself, which assumes
+     * nothing about last_seq in a loaded state. */
+    if ((h->flags & F_HAS_ORDER) && mp_load_be32(o->last_order + 16) == seq && memcmp(o->last_order, r, 76) == 0)
         return 12;                                     /* duplicate */
     uint64_t cumulative = load_be64(r + 20);
     if (seq <= h->last_seq) return 7;                  /* replay */

@@ -224,6 +224,45 @@ struct BatchPipelineTests {
         #expect(fast.ticketStates == slow.ticketStates)
     }
 
+    @Test("a resent last order is a duplicate even where a loaded state's last_seq disagrees with it",
+          arguments: Engine.availableLaneKernels)
+    func duplicateOrderAgainstLoadedState(kernel: Engine.LaneKernel) throws {
+        let merchantKey = SecretKey.random(), sessionKey = SecretKey.random()
+        let serial: UInt64 = 0x5EED
+        func order(seq: UInt32, cumulative: UInt64, item: UInt8) -> PaymentOrder {
+            var bytes = Bytes16()
+            bytes.withUnsafeMutableBytes { $0[0] = item }
+            return PaymentOrder.make(bankID: 7, serial: serial, seq: seq, cumulative: cumulative, item: bytes,
+                                     customerMAC: MACKey(macOf: SecretKey.random()), sessionMAC: MACKey(macOf: sessionKey))
+        }
+        let last = order(seq: 5, cumulative: 50, item: 1)
+        // (last_seq in the state, record, expected verdict): the state's last_seq
+        // agreeing with its last order, behind it, and ahead of it.
+        let cases: [(UInt32, PaymentOrder, Verdict)] = [
+            (5, last, .duplicate), (4, last, .duplicate), (6, last, .duplicate),
+            (5, order(seq: 5, cumulative: 50, item: 2), .replay),
+            (4, order(seq: 5, cumulative: 60, item: 2), .accepted),
+        ]
+        for (lastSeq, record, expected) in cases {
+            for threads in [1, 2] {
+                let verifier = try BatchVerifier(bankID: 7, merchant: 2002, merchantKey: merchantKey, threads: threads,
+                                                 kernel: kernel)
+                try verifier.load(TicketProgress(
+                    serial: serial, customer: 1, limit: 1000, unit: 0, chainLength: 0, chainID: Bytes12(),
+                    issued: 0, expires: UInt64.max, root: Bytes32(), sessionKey: sessionKey,
+                    last: 0, lastWord: nil, lastSeq: lastSeq, lastCumulative: 50, lastOrder: last.encoded(), credited: 50,
+                    claimed: 0, settled: 0, settledAmount: 0))
+                var writer = BatchFileWriter()
+                try writer.append(record.encoded())
+                var verdicts: [UInt8] = []
+                _ = try writer.bytes.withUnsafeBytes { buffer in
+                    try verifier.verify(buffer, now: 1) { window in verdicts += window.verdicts }
+                }
+                #expect(verdicts == [expected.rawValue], "last_seq \(lastSeq), seq \(record.seq), \(threads) threads")
+            }
+        }
+    }
+
     @Test("state moves between the table and the store: a reopened merchant goes on where the batch stopped")
     func persistence() throws {
         let spec = BatchSpec(tickets: 50, payments: 2000, fraudRate: 0.05, seed: 9, mode: .mixed)
