@@ -166,6 +166,56 @@ struct AEADTests {
         }
     }
 
+    @Test("XChaCha20-Poly1305 batch opens equal single opens: the draft's vector in every lane, forgeries, every length up to 128 and past it")
+    func xchachaBatch() throws {
+        // The draft's A.3.1 item in every position of a batch of 11 random items.
+        let key = try SecretKey(hex: "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
+        let nonce = Bytes24(hex: "404142434445464748494a4b4c4d4e4f5051525354555657")!
+        let ad = [UInt8](hex: "50515253c0c1c2c3c4c5c6c7")!
+        let plaintext = Array("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".utf8)
+        let vector = plaintext.withUnsafeBytes { p in ad.withUnsafeBytes { XChaCha20Poly1305.seal(p, associatedData: $0, nonce: nonce, key: key) } }
+        var generator = SplitMix64(seed: 0xC4AC4A)
+        func randomItem(plain: Int, ad adCount: Int, under key: SecretKey) -> (sealed: [UInt8], associatedData: [UInt8], nonce: Bytes24) {
+            let p = randomBytes(plain, using: &generator), a = randomBytes(adCount, using: &generator)
+            let n = Bytes24(randomBytes(24, using: &generator))!
+            return (p.withUnsafeBytes { p in a.withUnsafeBytes { XChaCha20Poly1305.seal(p, associatedData: $0, nonce: n, key: key) } }, a, n)
+        }
+        for position in 0..<11 {
+            var items = (0..<11).map { _ in randomItem(plain: plaintext.count, ad: ad.count, under: key) }
+            items[position] = (vector, ad, nonce)
+            #expect(XChaCha20Poly1305.openBatch(items, key: key)[position] == plaintext)
+        }
+        // Random batches against single opens: tampered tags, ciphertexts and
+        // associated data, other keys; plaintexts of 0...130 bytes (past 128
+        // the batch goes one by one).
+        let other = SecretKey.random()
+        var opened = 0, refused = 0
+        for round in 0..<120 {
+            let plain = round < 100 ? Int.random(in: 0...128, using: &generator) : Int.random(in: 129...300, using: &generator)
+            let adCount = round % 3 == 0 ? 48 : Int.random(in: 0...49, using: &generator)
+            let count = Int.random(in: 0...19, using: &generator)
+            let items = (0..<count).map { _ in
+                var item = randomItem(plain: plain, ad: adCount, under: Int.random(in: 0..<10, using: &generator) == 0 ? other : key)
+                switch Int.random(in: 0..<8, using: &generator) {
+                case 0: item.sealed[Int.random(in: plain..<(plain + 16), using: &generator)] ^= 1
+                case 1 where plain > 0: item.sealed[Int.random(in: 0..<plain, using: &generator)] ^= 0x40
+                case 2 where adCount > 0: item.associatedData[Int.random(in: 0..<adCount, using: &generator)] ^= 2
+                default: break
+                }
+                return item
+            }
+            let expected = items.map { item in
+                try? item.sealed.withUnsafeBytes { s in
+                    try item.associatedData.withUnsafeBytes { try XChaCha20Poly1305.open(s, associatedData: $0, nonce: item.nonce, key: key, kind: .ticket) }
+                }
+            }
+            #expect(XChaCha20Poly1305.openBatch(items, key: key) == expected, "round \(round): \(count) items of \(plain) bytes")
+            opened += expected.filter { $0 != nil }.count
+            refused += expected.filter { $0 == nil }.count
+        }
+        #expect(opened > 500 && refused > 200, "both outcomes exercised: \(opened) opened, \(refused) refused")
+    }
+
     static let backends = AESGCMKey.Backend.allCases.filter { $0 != .automatic && $0.isAvailable }
 
     // McGrew & Viega, "The Galois/Counter Mode of Operation", test cases 13, 14 and 16 (AES-256).

@@ -43,6 +43,43 @@ public enum XChaCha20Poly1305 {
         guard status == MP_OK else { throw .authenticationFailed(kind) }
         return plaintext
     }
+
+    /// Opens many items sealed under one key, as `open` does each; nil where
+    /// the tag fails. Their sealed bytes must be of one length, and their
+    /// associated data too. Eight at a time on AVX2 for messages of up to 128
+    /// bytes (the merchant's tickets), else one after another.
+    public static func openBatch(
+        _ items: [(sealed: [UInt8], associatedData: [UInt8], nonce: Bytes24)], key: SecretKey
+    ) -> [[UInt8]?] {
+        Engine.ensureInitialized()
+        guard let first = items.first else { return [] }
+        let sealedCount = first.sealed.count, adCount = first.associatedData.count
+        precondition(sealedCount >= tagByteCount && items.allSatisfy {
+            $0.sealed.count == sealedCount && $0.associatedData.count == adCount
+        }, "openBatch: items of one length")
+        let plainCount = sealedCount - tagByteCount
+        // Flat copies, so that the pointers stay valid through the call.
+        let sealed = items.flatMap(\.sealed), ad = items.flatMap(\.associatedData)
+        let nonces = items.flatMap { $0.nonce.bytes }
+        var out = [UInt8](repeating: 0, count: max(1, items.count * plainCount))
+        var ok = [UInt8](repeating: 0, count: items.count)
+        sealed.withUnsafeBufferPointer { s in
+            ad.withUnsafeBufferPointer { a in
+                nonces.withUnsafeBufferPointer { n in
+                    out.withUnsafeMutableBufferPointer { o in
+                        let outs = (0..<items.count).map { Optional(o.baseAddress! + $0 * plainCount) }
+                        let sealeds = (0..<items.count).map { Optional(s.baseAddress! + $0 * sealedCount) }
+                        let ads = (0..<items.count).map { Optional((a.baseAddress ?? s.baseAddress!) + $0 * adCount) }
+                        let nonceList = (0..<items.count).map { Optional(n.baseAddress! + $0 * nonceByteCount) }
+                        mp_xchacha_open_batch(items.count, outs, sealeds, plainCount, ads, adCount, nonceList,
+                                              key.pointer, &ok)
+                    }
+                }
+            }
+        }
+        defer { out.withUnsafeMutableBytes { Engine.zero($0) } }
+        return (0..<items.count).map { ok[$0] == 1 ? Array(out[($0 * plainCount)..<(($0 + 1) * plainCount)]) : nil }
+    }
 }
 
 /// AES-256-GCM with its expanded key and context kept for the key's life
