@@ -148,13 +148,18 @@ struct HashChainTests {
 
 @Suite("AEAD")
 struct AEADTests {
+    /// draft-irtf-cfrg-xchacha-03, A.3.1.
+    enum Draft {
+        static let key = try! SecretKey(hex: "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
+        static let nonce = Bytes24(hex: "404142434445464748494a4b4c4d4e4f5051525354555657")!
+        static let ad = [UInt8](hex: "50515253c0c1c2c3c4c5c6c7")!
+        static let plaintext = Array("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".utf8)
+        static let sealed = [UInt8](hex: "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52ec0875924c1c7987947deafd8780acf49")!
+    }
+
     @Test("XChaCha20-Poly1305: draft-irtf-cfrg-xchacha-03 A.3.1, and tampering fails")
     func xchacha() throws {
-        let key = try SecretKey(hex: "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
-        let nonce = Bytes24(hex: "404142434445464748494a4b4c4d4e4f5051525354555657")!
-        let ad = [UInt8](hex: "50515253c0c1c2c3c4c5c6c7")!
-        let plaintext = Array("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".utf8)
-        let expected = [UInt8](hex: "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52ec0875924c1c7987947deafd8780acf49")!
+        let (key, nonce, ad, plaintext, expected) = (Draft.key, Draft.nonce, Draft.ad, Draft.plaintext, Draft.sealed)
         let sealed = plaintext.withUnsafeBytes { p in ad.withUnsafeBytes { XChaCha20Poly1305.seal(p, associatedData: $0, nonce: nonce, key: key) } }
         #expect(sealed == expected)
         let opened = try sealed.withUnsafeBytes { s in try ad.withUnsafeBytes { try XChaCha20Poly1305.open(s, associatedData: $0, nonce: nonce, key: key, kind: .ticket) } }
@@ -169,11 +174,7 @@ struct AEADTests {
     @Test("XChaCha20-Poly1305 batch opens equal single opens: the draft's vector in every lane, forgeries, every length up to 128 and past it")
     func xchachaBatch() throws {
         // The draft's A.3.1 item in every position of a batch of 11 random items.
-        let key = try SecretKey(hex: "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
-        let nonce = Bytes24(hex: "404142434445464748494a4b4c4d4e4f5051525354555657")!
-        let ad = [UInt8](hex: "50515253c0c1c2c3c4c5c6c7")!
-        let plaintext = Array("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".utf8)
-        let vector = plaintext.withUnsafeBytes { p in ad.withUnsafeBytes { XChaCha20Poly1305.seal(p, associatedData: $0, nonce: nonce, key: key) } }
+        let (key, nonce, ad, plaintext, vector) = (Draft.key, Draft.nonce, Draft.ad, Draft.plaintext, Draft.sealed)
         var generator = SplitMix64(seed: 0xC4AC4A)
         func randomItem(plain: Int, ad adCount: Int, under key: SecretKey) -> (sealed: [UInt8], associatedData: [UInt8], nonce: Bytes24) {
             let p = randomBytes(plain, using: &generator), a = randomBytes(adCount, using: &generator)
