@@ -92,6 +92,7 @@ MP_AVX2 static void open8(size_t count, uint8_t *const *out, const uint8_t *cons
         for (int w = 0; w < 16; w++) x[w] = input[w];
         chacha_rounds(x);
         for (int w = 0; w < 16; w++) _mm256_store_si256((__m256i *)blocks[b][w], _mm256_add_epi32(x[w], input[w]));
+        sodium_memzero(input, sizeof input); /* words 4..11 are the subkey */
     }
     static const uint8_t zeros[16];
     for (size_t l = 0; l < count; l++) {
@@ -113,8 +114,9 @@ MP_AVX2 static void open8(size_t count, uint8_t *const *out, const uint8_t *cons
         crypto_onetimeauth_poly1305_update(&state, lengths, 16);
         crypto_onetimeauth_poly1305_final(&state, tag);
         ok[l] = crypto_verify_16(tag, sealed[l] + ct_len) == 0;
-        uint8_t *restrict plain = out[l];
-        const uint8_t *restrict cipher = sealed[l];
+        sodium_memzero(tag, sizeof tag);
+        uint8_t *plain = out[l]; /* may be sealed[l]: a byte is read before it is written */
+        const uint8_t *cipher = sealed[l];
         if (ok[l]) {
             for (size_t i = 0; i < ct_len; i++) plain[i] = cipher[i] ^ stream[64 + i];
         } else if (ct_len > 0) {
