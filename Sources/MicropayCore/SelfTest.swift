@@ -57,7 +57,7 @@ public enum SelfTest {
         }
 
         // draft-irtf-cfrg-xchacha-03, A.3.1.
-        check("XChaCha20-Poly1305 draft-irtf-cfrg-xchacha A.3.1") {
+        check("XChaCha20-Poly1305 draft-irtf-cfrg-xchacha A.3.1, one and eight at a time") {
             let key = try SecretKey(hex: "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
             let nonce = Bytes24(hex: "404142434445464748494a4b4c4d4e4f5051525354555657")!
             let ad = hex("50515253c0c1c2c3c4c5c6c7")
@@ -68,7 +68,14 @@ public enum SelfTest {
                 XChaCha20Poly1305.seal(p, associatedData: a, nonce: nonce, key: key) } }
             let opened = try sealed.withUnsafeBytes { s in try ad.withUnsafeBytes { a in
                 try XChaCha20Poly1305.open(s, associatedData: a, nonce: nonce, key: key, kind: .ticket) } }
-            return sealed == expected && opened == plaintext
+            // The batch opener's own lanes (AVX2 where the CPU has it): the
+            // vector in each of 9 places, and a forged copy refused.
+            var forged = expected
+            forged[forged.count - 1] ^= 1
+            let items = (0..<10).map { $0 == 4 ? (forged, ad, nonce) : (expected, ad, nonce) }
+            let batch = XChaCha20Poly1305.openBatch(items, key: key)
+            let batchRight = batch.enumerated().allSatisfy { $0.offset == 4 ? $0.element == nil : $0.element == plaintext }
+            return sealed == expected && opened == plaintext && batchRight
         }
 
         // McGrew–Viega GCM test case 16 (AES-256, with associated data), every backend.
