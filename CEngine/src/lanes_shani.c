@@ -119,6 +119,19 @@ MP_SHANI MP_INLINE void from_abef(__m128i s0, __m128i s1, __m128i *abcd, __m128i
             }                                                                                 \
     } while (0)
 
+/* One compression on L lanes from their message words: the schedule in
+ * registers beside the rounds for up to 2 lanes, through the stack for 4. */
+#define COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3)             \
+    do {                                                      \
+        if ((L) >= 4) {                                       \
+            uint32_t wk_[4][64] __attribute__((aligned(16))); \
+            SCHEDULE_LANES(L, M0, M1, M2, M3, wk_);           \
+            SCHEDULED_ROUNDS(L, S0, S1, wk_);                 \
+        } else {                                              \
+            LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);          \
+        }                                                     \
+    } while (0)
+
 /* ---- chains ---- */
 
 typedef struct chain_lanes {
@@ -175,13 +188,7 @@ MP_SHANI MP_INLINE void chain_verify_lanes(const int L, MP_CHAIN_BATCH_PARAMS) {
             M2[l] = _mm_alignr_epi8(s.efgh[l], s.abcd[l], 12);
             M3[l] = _mm_or_si128(_mm_srli_si128(s.efgh[l], 12), pad);
         }
-        if (L >= 4) {
-            uint32_t wk[4][64] __attribute__((aligned(16)));
-            SCHEDULE_LANES(L, M0, M1, M2, M3, wk);
-            SCHEDULED_ROUNDS(L, S0, S1, wk);
-        } else {
-            LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
-        }
+        COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3);
         for (int l = 0; l < L; l++) {
             from_abef(_mm_add_epi32(S0[l], iv0), _mm_add_epi32(S1[l], iv1), &s.abcd[l], &s.efgh[l]);
             s.k[l]--;
@@ -225,7 +232,6 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
     const uint32_t *pad_rows[4] = {pad_wk, pad_wk, pad_wk, pad_wk};
     for (size_t base = 0; base < count; base += (size_t)L) {
         __m128i S0[4], S1[4], A0[4], A1[4], M0[4], M1[4], M2[4], M3[4];
-        uint32_t wk[4][64] __attribute__((aligned(16)));
         const uint8_t *rec[4];
         for (int l = 0; l < L; l++) {
             size_t r = base + (size_t)l < count ? base + (size_t)l : count - 1;
@@ -242,12 +248,7 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
             M2[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), mask);
             M3[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), mask);
         }
-        if (L >= 4) {
-            SCHEDULE_LANES(L, M0, M1, M2, M3, wk);
-            SCHEDULED_ROUNDS(L, S0, S1, wk);
-        } else {
-            LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
-        }
+        COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3);
         for (int l = 0; l < L; l++) {
             S0[l] = A0[l] = _mm_add_epi32(S0[l], A0[l]);
             S1[l] = A1[l] = _mm_add_epi32(S1[l], A1[l]);
@@ -264,12 +265,7 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
             S0[l] = A0[l];
             S1[l] = A1[l];
         }
-        if (L >= 4) {
-            SCHEDULE_LANES(L, M0, M1, M2, M3, wk);
-            SCHEDULED_ROUNDS(L, S0, S1, wk);
-        } else {
-            LANES_ROUNDS(L, S0, S1, M0, M1, M2, M3);
-        }
+        COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3);
         for (int l = 0; l < L && base + (size_t)l < count; l++) {
             __m128i abcd, efgh;
             from_abef(_mm_add_epi32(S0[l], A0[l]), _mm_add_epi32(S1[l], A1[l]), &abcd, &efgh);
