@@ -382,13 +382,18 @@ static int is_known_kind(uint8_t k) {
     return 0;
 }
 
+/* A ticket record: header and nonce (bytes 24..48), the associated data;
+ * then the sealed body and its tag. */
+#define TICKET_AD 48
+#define TICKET_BODY 120
+
 /* A chunk's ticket records, opened 8 at a time ahead of their verdicts
  * (mp_xchacha_open_batch): rec[k] is the record whose body[k] is, ok[k]
  * whether its tag held. Bodies hold session keys: zeroed once used. */
 #define TICKET_GROUP 8
 typedef struct ticket_group {
     uint32_t rec[TICKET_GROUP];
-    uint8_t body[TICKET_GROUP][120];
+    uint8_t body[TICKET_GROUP][TICKET_BODY];
     uint8_t ok[TICKET_GROUP];
     uint32_t n, next;
 } ticket_group;
@@ -405,27 +410,27 @@ static void open_tickets(const mp_verifier *v, const uint8_t *base, const mp_rec
         const uint8_t *r = base + records[k].offset;
         if (records[k].length == 0 || r[0] != 0x10 || stateless_verdict(v, r, records[k].length) >= 0) continue;
         out[g->n] = g->body[g->n];
-        sealed[g->n] = r + 48;
+        sealed[g->n] = r + TICKET_AD;
         ad[g->n] = r;
         nonce[g->n] = r + 24;
         g->rec[g->n++] = k;
     }
-    mp_xchacha_open_batch(g->n, out, sealed, 120, ad, 48, nonce, v->ticket_key, g->ok);
+    mp_xchacha_open_batch(g->n, out, sealed, TICKET_BODY, ad, TICKET_AD, nonce, v->ticket_key, g->ok);
 }
 
 /* Judges a ticket record whose header and size are right (§7: badTicket →
  * known → expired → registered), given its opened body (`opened`: whether
  * the tag held), which it zeroes. */
-static uint8_t finish_ticket(const uint8_t *r, int opened, uint8_t body[120], uint32_t e, uint64_t offset,
+static uint8_t finish_ticket(const uint8_t *r, int opened, uint8_t body[TICKET_BODY], uint32_t e, uint64_t offset,
                              uint64_t now, mp_ticket_export *registered, int *has_registration) {
     if (!opened) return 3; /* badTicket; the body is zeroed */
     if (e != NO_ENTRY) {
-        sodium_memzero(body, 120);
+        sodium_memzero(body, TICKET_BODY);
         return 0; /* known: accepted, no change */
     }
     uint64_t expires = load_be64(body + 48);
     if (now > expires) {
-        sodium_memzero(body, 120);
+        sodium_memzero(body, TICKET_BODY);
         return 4; /* expired */
     }
     mp_ticket_export *t = registered;
@@ -442,7 +447,7 @@ static uint8_t finish_ticket(const uint8_t *r, int opened, uint8_t body[120], ui
     memcpy(t->last_word, body + 56, 32);
     memcpy(t->session_key, body + 88, 32);
     t->registered_at = offset;
-    sodium_memzero(body, 120);
+    sodium_memzero(body, TICKET_BODY);
     *has_registration = 1;
     return 0;
 }
