@@ -232,7 +232,7 @@ struct BatchPipelineTests {
         func order(seq: UInt32, cumulative: UInt64, item: UInt8) -> PaymentOrder {
             var bytes = Bytes16()
             bytes.withUnsafeMutableBytes { $0[0] = item }
-            return PaymentOrder.make(bankID: 7, serial: serial, seq: seq, cumulative: cumulative, item: bytes,
+            return PaymentOrder.make(bankID: PaymentWorld.bankID, serial: serial, seq: seq, cumulative: cumulative, item: bytes,
                                      customerMAC: MACKey(macOf: SecretKey.random()), sessionMAC: MACKey(macOf: sessionKey))
         }
         let last = order(seq: 5, cumulative: 50, item: 1)
@@ -245,8 +245,8 @@ struct BatchPipelineTests {
         ]
         for (lastSeq, record, expected) in cases {
             for threads in [1, 2] {
-                let verifier = try BatchVerifier(bankID: 7, merchant: 2002, merchantKey: merchantKey, threads: threads,
-                                                 kernel: kernel)
+                let verifier = try BatchVerifier(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant,
+                                                 merchantKey: merchantKey, threads: threads, kernel: kernel)
                 try verifier.load(TicketProgress(
                     serial: serial, customer: 1, limit: 1000, unit: 0, chainLength: 0, chainID: Bytes12(),
                     issued: 0, expires: UInt64.max, root: Bytes32(), sessionKey: sessionKey,
