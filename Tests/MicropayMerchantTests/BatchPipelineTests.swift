@@ -224,7 +224,7 @@ struct BatchPipelineTests {
         #expect(fast.ticketStates == slow.ticketStates)
     }
 
-    @Test("a resent last order is a duplicate even where a loaded state's last_seq disagrees with it",
+    @Test("a resent last order is a duplicate even where a loaded state's last_seq disagrees with it, or its head is odd",
           arguments: Engine.availableLaneKernels)
     func duplicateOrderAgainstLoadedState(kernel: Engine.LaneKernel) throws {
         let merchantKey = SecretKey.random(), sessionKey = SecretKey.random()
@@ -236,21 +236,27 @@ struct BatchPipelineTests {
                                      customerMAC: MACKey(macOf: SecretKey.random()), sessionMAC: MACKey(macOf: sessionKey))
         }
         let last = order(seq: 5, cumulative: 50, item: 1)
-        // (last_seq in the state, record, expected verdict): the state's last_seq
-        // agreeing with its last order, behind it, and ahead of it.
-        let cases: [(UInt32, PaymentOrder, Verdict)] = [
-            (5, last, .duplicate), (4, last, .duplicate), (6, last, .duplicate),
-            (5, order(seq: 5, cumulative: 50, item: 2), .replay),
-            (4, order(seq: 5, cumulative: 60, item: 2), .accepted),
+        // The table keeps a last order's first 16 bytes (header, bank, serial)
+        // apart when a loaded state has other ones than an accepted order has:
+        // the same order with its reserved byte set is no duplicate of it.
+        var oddHead = last.encoded()
+        oddHead[3] = 1
+        // (last_seq in the state, its last order, record, expected verdict): the
+        // state's last_seq agreeing with its last order, behind it, and ahead of it.
+        let cases: [(UInt32, [UInt8], PaymentOrder, Verdict)] = [
+            (5, last.encoded(), last, .duplicate), (4, last.encoded(), last, .duplicate), (6, last.encoded(), last, .duplicate),
+            (5, last.encoded(), order(seq: 5, cumulative: 50, item: 2), .replay),
+            (4, last.encoded(), order(seq: 5, cumulative: 60, item: 2), .accepted),
+            (5, oddHead, last, .replay), (4, oddHead, last, .accepted),
         ]
-        for (lastSeq, record, expected) in cases {
+        for (lastSeq, stored, record, expected) in cases {
             for threads in [1, 2] {
                 let verifier = try BatchVerifier(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant,
                                                  merchantKey: merchantKey, threads: threads, kernel: kernel)
                 try verifier.load(TicketProgress(
                     serial: serial, customer: 1, limit: 1000, unit: 0, chainLength: 0, chainID: Bytes12(),
                     issued: 0, expires: UInt64.max, root: Bytes32(), sessionKey: sessionKey,
-                    last: 0, lastWord: nil, lastSeq: lastSeq, lastCumulative: 50, lastOrder: last.encoded(), credited: 50,
+                    last: 0, lastWord: nil, lastSeq: lastSeq, lastCumulative: 50, lastOrder: stored, credited: 50,
                     claimed: 0, settled: 0, settledAmount: 0))
                 var writer = BatchFileWriter()
                 try writer.append(record.encoded())
@@ -258,7 +264,11 @@ struct BatchPipelineTests {
                 _ = try writer.bytes.withUnsafeBytes { buffer in
                     try verifier.verify(buffer, now: 1) { window in verdicts += window.verdicts }
                 }
-                #expect(verdicts == [expected.rawValue], "last_seq \(lastSeq), seq \(record.seq), \(threads) threads")
+                let context = "last_seq \(lastSeq), head \(stored[3]), seq \(record.seq), \(threads) threads"
+                #expect(verdicts == [expected.rawValue], "\(context)")
+                var exported: [[UInt8]?] = []
+                verifier.forEachTicket { exported.append($0.lastOrder) }
+                #expect(exported == [expected == .accepted ? record.encoded() : stored], "\(context)")
             }
         }
     }
