@@ -155,6 +155,12 @@ mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, size_t count,
                                       const mp_hmac_key *const *keys, const char label[4],
                                       const uint8_t *records, size_t stride, size_t mac_len,
                                       uint8_t *ok);
+/* The MAC states of count labelled subkeys: out[i] as
+ * mp_hmac_key_init(mp_derive_subkey(keys[i], label), 32) gives them, the
+ * compressions of a group of keys interleaved on the kernel (the SHA-NI
+ * ones; the others take them one at a time). Secret in, secret out. */
+mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, const uint8_t *const *keys,
+                                           const char label[4], mp_hmac_key *const *out);
 
 /* ---- The merchant's batch verifier (PROTOCOL §7, §10) ----------------------- */
 

@@ -97,3 +97,77 @@ void mp_derive_session_key(const uint8_t master[32], uint32_t bank_id, uint64_t 
 void mp_derive_subkey(const uint8_t key[32], const char label[4], uint8_t out[32]) {
     mp_hmac(key, 32, label, 4, out);
 }
+
+void mp_compress_blocks_portable(size_t count, uint32_t (*state)[8], const uint8_t *blocks) {
+    mp_compress_fn compress = mp_active_compress();
+    for (size_t i = 0; i < count; i++) compress(state[i], blocks + 64 * i, 1);
+}
+
+/* The 64-byte key blocks K ^ ipad, K ^ opad of a 32-byte key, and their
+ * states' IV; eight bytes at a time (a byte loop cost as much as the
+ * compressions). */
+static void key_blocks(const uint8_t key[32], uint8_t inner[64], uint8_t outer[64], uint32_t (*state)[8]) {
+    const uint64_t ipad = 0x3636363636363636ULL, opad = 0x5c5c5c5c5c5c5c5cULL;
+    for (int i = 0; i < 8; i++) {
+        uint64_t k = 0, x;
+        if (i < 4) memcpy(&k, key + 8 * i, 8);
+        x = k ^ ipad;
+        memcpy(inner + 8 * i, &x, 8);
+        x = k ^ opad;
+        memcpy(outer + 8 * i, &x, 8);
+    }
+    memcpy(state[0], mp_sha256_iv, 32);
+    memcpy(state[1], mp_sha256_iv, 32);
+}
+
+/* Keys a group at a time: its 6 compressions a key in four rounds of
+ * independent blocks, each round one kernel call. */
+#define SUBKEY_GROUP 8
+
+mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, const uint8_t *const *keys,
+                                           const char label[4], mp_hmac_key *const *out) {
+    if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
+    /* all secret: zeroed before returning */
+    uint8_t blocks[2 * SUBKEY_GROUP][64], subkey[SUBKEY_GROUP][32];
+    uint32_t keyed[2 * SUBKEY_GROUP][8], inner[SUBKEY_GROUP][8], outer[SUBKEY_GROUP][8];
+    for (size_t base = 0; base < count; base += SUBKEY_GROUP) {
+        size_t n = count - base < SUBKEY_GROUP ? count - base : SUBKEY_GROUP;
+        /* 1: HMAC(K, label)'s key states, K ^ ipad at 2i and K ^ opad at 2i + 1 */
+        for (size_t i = 0; i < n; i++) key_blocks(keys[base + i], blocks[2 * i], blocks[2 * i + 1], &keyed[2 * i]);
+        mp_compress_blocks_with(kernel, 2 * n, keyed, blocks[0]);
+        /* 2: the inner hash's last block: label and padding (64 + 4 bytes hashed) */
+        for (size_t i = 0; i < n; i++) {
+            memcpy(inner[i], keyed[2 * i], 32);
+            memcpy(outer[i], keyed[2 * i + 1], 32);
+            memset(blocks[i], 0, 64);
+            memcpy(blocks[i], label, 4);
+            blocks[i][4] = 0x80;
+            mp_store_be64(blocks[i] + 56, (64 + 4) * 8);
+        }
+        mp_compress_blocks_with(kernel, n, inner, blocks[0]);
+        /* 3: the outer hash of the inner digest (64 + 32 bytes hashed): the subkey */
+        for (size_t i = 0; i < n; i++) {
+            memset(blocks[i], 0, 64);
+            mp_state_to_bytes(inner[i], blocks[i]);
+            blocks[i][32] = 0x80;
+            mp_store_be64(blocks[i] + 56, (64 + 32) * 8);
+        }
+        mp_compress_blocks_with(kernel, n, outer, blocks[0]);
+        /* 4: the subkey's own key states */
+        for (size_t i = 0; i < n; i++) {
+            mp_state_to_bytes(outer[i], subkey[i]);
+            key_blocks(subkey[i], blocks[2 * i], blocks[2 * i + 1], &keyed[2 * i]);
+        }
+        mp_compress_blocks_with(kernel, 2 * n, keyed, blocks[0]);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(out[base + i]->inner, keyed[2 * i], 32);
+            memcpy(out[base + i]->outer, keyed[2 * i + 1], 32);
+        }
+    }
+    mp_zero(blocks, sizeof blocks);
+    mp_zero(subkey, sizeof subkey);
+    mp_zero(keyed, sizeof keyed);
+    mp_zero(inner, sizeof inner);
+    mp_zero(outer, sizeof outer);
+    return MP_OK;
+}

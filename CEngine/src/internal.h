@@ -73,11 +73,18 @@ static inline void mp_state_to_bytes(const uint32_t h[8], uint8_t out[32]) {
     size_t count, const mp_hmac_key *const *keys, const char label[4], const uint8_t *records, \
         size_t stride, size_t mac_len, uint8_t *ok
 
+/* count independent one-block compressions: state[i] absorbs blocks[64 i..]. */
+#define MP_BLOCKS_PARAMS size_t count, uint32_t (*state)[8], const uint8_t *blocks
+
 typedef void (*mp_chain_batch_fn)(MP_CHAIN_BATCH_PARAMS);
 typedef void (*mp_tag_batch_fn)(MP_TAG_BATCH_PARAMS);
+typedef void (*mp_blocks_fn)(MP_BLOCKS_PARAMS);
 
 void mp_chain_verify_portable(MP_CHAIN_BATCH_PARAMS);
 void mp_mac128_verify_portable(MP_TAG_BATCH_PARAMS);
+void mp_compress_blocks_portable(MP_BLOCKS_PARAMS);
+/* On a named lane kernel; MP_ERR_UNSUPPORTED if this CPU lacks it. */
+mp_status mp_compress_blocks_with(mp_lane_kernel kernel, MP_BLOCKS_PARAMS);
 #if defined(__x86_64__)
 int mp_cpu_has_avx2(void);
 void mp_chain_verify_shani_x1(MP_CHAIN_BATCH_PARAMS);
@@ -86,6 +93,9 @@ void mp_chain_verify_shani_x4(MP_CHAIN_BATCH_PARAMS);
 void mp_mac128_verify_shani_x1(MP_TAG_BATCH_PARAMS);
 void mp_mac128_verify_shani_x2(MP_TAG_BATCH_PARAMS);
 void mp_mac128_verify_shani_x4(MP_TAG_BATCH_PARAMS);
+void mp_compress_blocks_shani_x1(MP_BLOCKS_PARAMS);
+void mp_compress_blocks_shani_x2(MP_BLOCKS_PARAMS);
+void mp_compress_blocks_shani_x4(MP_BLOCKS_PARAMS);
 void mp_chain_verify_avx2_x8(MP_CHAIN_BATCH_PARAMS);
 void mp_mac128_verify_avx2_x8(MP_TAG_BATCH_PARAMS);
 #endif

@@ -5,26 +5,31 @@
 
 #include "internal.h"
 
+/* blocks: the key schedules' compressions (mp_hmac_subkey_states_batch).
+ * AVX2 does them one at a time: a CPU with AVX2 and no SHA extensions
+ * derives keys at registration only, where the opens cost more. */
 typedef struct lane_kernel {
     const char *name;
     mp_chain_batch_fn chain;
     mp_tag_batch_fn tag;
+    mp_blocks_fn blocks;
 } lane_kernel;
 
 static const lane_kernel kernels[MP_LANE_KERNEL_COUNT] = {
-    [MP_LANES_PORTABLE] = {"portable", mp_chain_verify_portable, mp_mac128_verify_portable},
+    [MP_LANES_PORTABLE] = {"portable", mp_chain_verify_portable, mp_mac128_verify_portable, mp_compress_blocks_portable},
 #if defined(__x86_64__)
-    [MP_LANES_SHANI_X1] = {"sha-ni-x1", mp_chain_verify_shani_x1, mp_mac128_verify_shani_x1},
-    [MP_LANES_SHANI_X2] = {"sha-ni-x2", mp_chain_verify_shani_x2, mp_mac128_verify_shani_x2},
-    [MP_LANES_SHANI_X4] = {"sha-ni-x4", mp_chain_verify_shani_x4, mp_mac128_verify_shani_x4},
-    [MP_LANES_AVX2_X8] = {"avx2-x8", mp_chain_verify_avx2_x8, mp_mac128_verify_avx2_x8},
-    [MP_LANES_SHANI_X2_X4] = {"sha-ni-x2-x4", mp_chain_verify_shani_x2, mp_mac128_verify_shani_x4},
+    [MP_LANES_SHANI_X1] = {"sha-ni-x1", mp_chain_verify_shani_x1, mp_mac128_verify_shani_x1, mp_compress_blocks_shani_x1},
+    [MP_LANES_SHANI_X2] = {"sha-ni-x2", mp_chain_verify_shani_x2, mp_mac128_verify_shani_x2, mp_compress_blocks_shani_x2},
+    [MP_LANES_SHANI_X4] = {"sha-ni-x4", mp_chain_verify_shani_x4, mp_mac128_verify_shani_x4, mp_compress_blocks_shani_x4},
+    [MP_LANES_AVX2_X8] = {"avx2-x8", mp_chain_verify_avx2_x8, mp_mac128_verify_avx2_x8, mp_compress_blocks_portable},
+    [MP_LANES_SHANI_X2_X4] = {"sha-ni-x2-x4", mp_chain_verify_shani_x2, mp_mac128_verify_shani_x4,
+                              mp_compress_blocks_shani_x4},
 #else
-    [MP_LANES_SHANI_X1] = {"sha-ni-x1", NULL, NULL},
-    [MP_LANES_SHANI_X2] = {"sha-ni-x2", NULL, NULL},
-    [MP_LANES_SHANI_X4] = {"sha-ni-x4", NULL, NULL},
-    [MP_LANES_AVX2_X8] = {"avx2-x8", NULL, NULL},
-    [MP_LANES_SHANI_X2_X4] = {"sha-ni-x2-x4", NULL, NULL},
+    [MP_LANES_SHANI_X1] = {"sha-ni-x1", NULL, NULL, NULL},
+    [MP_LANES_SHANI_X2] = {"sha-ni-x2", NULL, NULL, NULL},
+    [MP_LANES_SHANI_X4] = {"sha-ni-x4", NULL, NULL, NULL},
+    [MP_LANES_AVX2_X8] = {"avx2-x8", NULL, NULL, NULL},
+    [MP_LANES_SHANI_X2_X4] = {"sha-ni-x2-x4", NULL, NULL, NULL},
 #endif
 };
 
@@ -95,5 +100,11 @@ mp_status mp_chain_verify_batch_with(mp_lane_kernel kernel, MP_CHAIN_BATCH_PARAM
 mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, MP_TAG_BATCH_PARAMS) {
     if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
     kernels[kernel].tag(count, keys, label, records, stride, mac_len, ok);
+    return MP_OK;
+}
+
+mp_status mp_compress_blocks_with(mp_lane_kernel kernel, MP_BLOCKS_PARAMS) {
+    if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
+    kernels[kernel].blocks(count, state, blocks);
     return MP_OK;
 }

@@ -275,6 +275,39 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
     }
 }
 
+/* ---- independent one-block compressions (key schedules: many keys' HMAC states) ---- */
+
+MP_SHANI MP_INLINE void compress_blocks_lanes(const int L, MP_BLOCKS_PARAMS) {
+    const __m128i mask = bswap_mask();
+    for (size_t base = 0; base < count; base += (size_t)L) {
+        __m128i S0[4], S1[4], A0[4], A1[4], M0[4], M1[4], M2[4], M3[4];
+        for (int l = 0; l < L; l++) {
+            /* past the end, a lane repeats the last block and is not stored */
+            size_t i = base + (size_t)l < count ? base + (size_t)l : count - 1;
+            const uint8_t *block = blocks + 64 * i;
+            to_abef(_mm_loadu_si128((const __m128i *)&state[i][0]), _mm_loadu_si128((const __m128i *)&state[i][4]),
+                    &A0[l], &A1[l]);
+            S0[l] = A0[l];
+            S1[l] = A1[l];
+            M0[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 0)), mask);
+            M1[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16)), mask);
+            M2[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), mask);
+            M3[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), mask);
+        }
+        COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3);
+        for (int l = 0; l < L && base + (size_t)l < count; l++) {
+            __m128i abcd, efgh;
+            from_abef(_mm_add_epi32(S0[l], A0[l]), _mm_add_epi32(S1[l], A1[l]), &abcd, &efgh);
+            _mm_storeu_si128((__m128i *)&state[base + (size_t)l][0], abcd);
+            _mm_storeu_si128((__m128i *)&state[base + (size_t)l][4], efgh);
+        }
+    }
+}
+
+MP_SHANI void mp_compress_blocks_shani_x1(MP_BLOCKS_PARAMS) { compress_blocks_lanes(1, count, state, blocks); }
+MP_SHANI void mp_compress_blocks_shani_x2(MP_BLOCKS_PARAMS) { compress_blocks_lanes(2, count, state, blocks); }
+MP_SHANI void mp_compress_blocks_shani_x4(MP_BLOCKS_PARAMS) { compress_blocks_lanes(4, count, state, blocks); }
+
 MP_SHANI void mp_mac128_verify_shani_x1(MP_TAG_BATCH_PARAMS) {
     tag_verify_lanes(1, count, keys, label, records, stride, mac_len, ok);
 }

@@ -351,10 +351,39 @@ static void load_last_order(shard *s, uint32_t e, int has, const uint8_t order[7
     h->flags |= F_HAS_ORDER;
 }
 
+/* Order tickets entered whose key states are still to be derived: eight at
+ * a time, their compressions interleaved (mp_hmac_subkey_states_batch_with).
+ * By shard and entry, not pointer: a table moves when it grows. */
+#define PENDING_MACS 8
+typedef struct pending_macs {
+    mp_lane_kernel kernel;
+    uint32_t n;
+    shard *shard[PENDING_MACS];
+    uint32_t entry[PENDING_MACS];
+} pending_macs;
+
+static void derive_pending(pending_macs *p) {
+    if (p->n == 0) return;
+    const uint8_t *keys[PENDING_MACS];
+    mp_hmac_key *out[PENDING_MACS];
+    for (uint32_t i = 0; i < p->n; i++) {
+        keys[i] = p->shard[i]->cold[p->entry[i]].session_key;
+        out[i] = &p->shard[i]->hot[p->entry[i]].u.session_mac;
+    }
+    if (mp_hmac_subkey_states_batch_with(p->kernel, p->n, keys, "MPM1", out) != MP_OK) abort(); /* a kernel the CPU runs */
+    p->n = 0;
+}
+
+static inline mp_lane_kernel kernel_of(const mp_verifier *v) {
+    return v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
+}
+
 /* Appends a ticket; returns its index or NO_ENTRY (allocation failure). An
- * order ticket's `last` and `last_word` are not kept: it has no chain, and
- * exports give 0 and its root, as the log does. */
-static uint32_t insert(shard *s, const mp_ticket_export *t) {
+ * order ticket's key states are left to `pending`: they must be derived
+ * (derive_pending) before its orders are checked. Its `last` and
+ * `last_word` are not kept: it has no chain, and exports give 0 and its
+ * root, as the log does. */
+static uint32_t insert(shard *s, const mp_ticket_export *t, pending_macs *pending) {
     if (s->count == s->capacity && !grow(s, 0)) return NO_ENTRY;
     uint32_t e = s->count++;
     hot_entry *h = &s->hot[e];
@@ -373,10 +402,6 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
         memcpy(h->u.chain.chain_id, t->chain_id, 12);
         memcpy(h->u.chain.last_word, t->last_word, 32);
     } else {
-        uint8_t mac_key[32];
-        mp_derive_subkey(t->session_key, "MPM1", mac_key);
-        mp_hmac_key_init(&h->u.session_mac, mac_key, 32);
-        sodium_memzero(mac_key, sizeof mac_key);
         s->order_cold[e].unit = t->unit;
         memcpy(s->order_cold[e].chain_id, t->chain_id, 12);
         load_last_order(s, e, t->has_last_order != 0, t->last_order);
@@ -391,6 +416,11 @@ static uint32_t insert(shard *s, const mp_ticket_export *t) {
     memcpy(c->root, t->root, 32);
     memcpy(c->session_key, t->session_key, 32);
     place(s, t->serial, e);
+    if (t->chain_len == 0) {
+        pending->shard[pending->n] = s;
+        pending->entry[pending->n++] = e;
+        if (pending->n == PENDING_MACS) derive_pending(pending);
+    }
     return e;
 }
 
@@ -405,10 +435,17 @@ mp_status mp_verifier_reserve(mp_verifier *v, size_t tickets) {
     return MP_OK;
 }
 
-mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
+static mp_status load(mp_verifier *v, const mp_ticket_export *t, pending_macs *pending) {
     shard *s = &v->shards[mp_verifier_partition_of(v, t->serial)];
     if (find(s, t->serial) != NO_ENTRY) return MP_ERR_ARGUMENT;
-    return insert(s, t) == NO_ENTRY ? MP_ERR_LIBRARY : MP_OK;
+    return insert(s, t, pending) == NO_ENTRY ? MP_ERR_LIBRARY : MP_OK;
+}
+
+mp_status mp_verifier_load(mp_verifier *v, const mp_ticket_export *t) {
+    pending_macs pending = {.kernel = kernel_of(v), .n = 0};
+    mp_status status = load(v, t, &pending);
+    derive_pending(&pending);
+    return status;
 }
 
 /* ---- verification ---- */
@@ -643,7 +680,7 @@ static inline void prefetch_entry(const shard *s, const chunk_scratch *c, uint32
  * still fills every lane. */
 static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_record_ref *records, uint32_t n,
                       uint64_t now, uint8_t *verdicts, uint64_t *credited) {
-    mp_lane_kernel kernel = v->kernel < 0 ? mp_lane_active_kernel() : (mp_lane_kernel)v->kernel;
+    mp_lane_kernel kernel = kernel_of(v);
     chunk_scratch *c = s->scratch;
     if (++s->run == 0) {
         for (uint32_t e = 0; e < s->count; e++) s->hot[e].stamp = 0;
@@ -658,6 +695,7 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
      * chunk finds its ticket and is hashed with the rest in pass 2, and a
      * payment before it does not find it. */
     ticket_group tickets = {.n = 0, .next = 0};
+    pending_macs pending = {.kernel = kernel, .n = 0};
     for (uint32_t i = 0; i < n; i++) {
         if (i + LOOKAHEAD < n && records[i + LOOKAHEAD].length >= 16)
             prefetch_slot(s, load_be64(base + records[i + LOOKAHEAD].offset + 8));
@@ -680,7 +718,7 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
             verdicts[slot] = finish_ticket(r, tickets.ok[k], tickets.body[k], e, records[i].offset, now,
                                            &registration, &registered);
             if (registered) {
-                uint32_t ne = insert(s, &registration);
+                uint32_t ne = insert(s, &registration, &pending);
                 if (ne == NO_ENTRY) abort(); /* out of memory: never drop a ticket silently */
                 mark_dirty(s, ne);
                 sodium_memzero(&registration, sizeof registration);
@@ -697,6 +735,7 @@ static void run_chunk(mp_verifier *v, shard *s, const uint8_t *base, const mp_re
     }
 
     sodium_memzero(&tickets, sizeof tickets);
+    derive_pending(&pending); /* before pass 2 hashes the orders of the tickets just registered */
 
     /* Pass 2: the hashing, all of it independent. */
     uint32_t chains = 0, orders = 0;
@@ -968,7 +1007,7 @@ size_t mp_verifier_log_encode(const mp_verifier *v, uint32_t partition, int dirt
     return n;
 }
 
-static int replay_body(mp_verifier *v, const uint8_t *b) {
+static int replay_body(mp_verifier *v, const uint8_t *b, pending_macs *pending) {
     mp_ticket_export t;
     memset(&t, 0, sizeof t);
     t.chain_len = mp_load_be32(b + 4);
@@ -983,7 +1022,7 @@ static int replay_body(mp_verifier *v, const uint8_t *b) {
     memcpy(t.last_word, b + 68, 32); /* w_0 = root until a payment */
     memcpy(t.session_key, b + 100, 32);
     t.registered_at = UINT64_MAX;
-    mp_status status = mp_verifier_load(v, &t);
+    mp_status status = load(v, &t, pending);
     sodium_memzero(&t, sizeof t);
     return status;
 }
@@ -1029,6 +1068,7 @@ mp_status mp_verifier_replay(mp_verifier *v, uint32_t partition, const uint8_t *
      * lookups' cache misses overlap instead of queueing. */
     size_t at = 0, bad = SIZE_MAX;
     size_t block[REPLAY_BLOCK];
+    pending_macs pending = {.kernel = kernel_of(v), .n = 0};
     while (at < length && bad == SIZE_MAX) {
         int n = 0;
         while (n < REPLAY_BLOCK && at < length) {
@@ -1047,13 +1087,15 @@ mp_status mp_verifier_replay(mp_verifier *v, uint32_t partition, const uint8_t *
         }
         for (int k = 0; k < n; k++) {
             const uint8_t *r = records + block[k];
-            int status = r[0] == LOG_BODY ? replay_body(v, r) : replay_progress(v, r, r[0] == LOG_CHAIN);
+            int status = r[0] == LOG_BODY ? replay_body(v, r, &pending) : replay_progress(v, r, r[0] == LOG_CHAIN);
             if (status != MP_OK) {
+                derive_pending(&pending);
                 *error_offset = block[k];
                 return (mp_status)status;
             }
         }
     }
+    derive_pending(&pending);
     if (bad != SIZE_MAX) {
         *error_offset = bad;
         return MP_ERR_ARGUMENT;

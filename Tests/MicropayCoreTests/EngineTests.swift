@@ -435,4 +435,20 @@ struct LaneKernelTests {
             #expect(verdicts == expected, "count \(count)")
         }
     }
+
+    @Test("mac(K) states derived in batches equal OpenSSL's HMAC under HMAC(K, \"MPM1\"), every group size", arguments: kernels)
+    func subkeyStates(kernel: Engine.LaneKernel) throws {
+        var generator = SplitMix64(seed: 0x5B4E &+ UInt64(kernel.rawValue))
+        for count in [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33] {
+            let keyBytes = (0..<count).map { _ in randomBytes(32, using: &generator) }
+            let derived = try MACKey.batch(macOf: keyBytes.map { try SecretKey(bytes: $0) }, kernel: kernel)
+            #expect(derived.count == count)
+            for (i, key) in keyBytes.enumerated() {
+                let subkey = OpenSSLReference.hmac(key: key, Array("MPM1".utf8))
+                let message = randomBytes(Int.random(in: 0..<100, using: &generator), using: &generator)
+                #expect(message.withUnsafeBytes { derived[i].hmac($0) }.bytes == OpenSSLReference.hmac(key: subkey, message),
+                        "count \(count), key \(i)")
+            }
+        }
+    }
 }

@@ -18,6 +18,34 @@ public final class MACKey: Sendable {
         self.init(key.macSubkey)
     }
 
+    /// `keys.map { MACKey(macOf: $0) }`, the key schedules' compressions of
+    /// several keys interleaved on the lane kernel: the merchant's batch
+    /// verifier derives one per order ticket it registers or loads this way.
+    public static func batch(macOf keys: [SecretKey], kernel: Engine.LaneKernel? = nil) throws(MicropayError) -> [MACKey] {
+        Engine.ensureInitialized()
+        let kernel = kernel ?? Engine.activeLaneKernel
+        let macKeys = keys.map { _ in MACKey(uninitialized: ()) }
+        // The keys side by side, for stable pointers to all of them at once.
+        var bytes = [UInt8](repeating: 0, count: 32 * keys.count)
+        defer { bytes.withUnsafeMutableBytes { Engine.zero($0) } }
+        for (i, key) in keys.enumerated() { // SecretKey: 32 bytes
+            key.withUnsafeBytes { k in bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 32 * i).copyMemory(from: k.baseAddress!, byteCount: 32) } }
+        }
+        let status = bytes.withUnsafeBufferPointer { b in
+            let pointers = (0..<keys.count).map { UnsafePointer<UInt8>?(b.baseAddress! + 32 * $0) }
+            let outputs = macKeys.map { UnsafeMutablePointer<mp_hmac_key>?($0.state) }
+            return "MPM1".withCString { l in mp_hmac_subkey_states_batch_with(kernel.c, keys.count, pointers, l, outputs) }
+        }
+        guard status == MP_OK else { throw .unsupportedKernel(kernel.description) }
+        return macKeys
+    }
+
+    /// Zeroed states, for `batch` to fill.
+    private init(uninitialized: ()) {
+        state = .allocate(capacity: 1)
+        state.initialize(to: mp_hmac_key())
+    }
+
     deinit {
         mp_zero(state, MemoryLayout<mp_hmac_key>.size)
         state.deallocate()
