@@ -179,28 +179,27 @@ public final class BatchVerifier: @unchecked Sendable {
     /// The log form of the table (see `TicketLog`), handed to `body` in
     /// pieces of whole records, at most `pieceBytes` each: every ticket, or
     /// (`changesOnly`) those changed since `clearChanges()`, with bodies for
-    /// the ones registered since. The shards are encoded in parallel, so all
-    /// pieces are in memory at once (bounded by the table); each is zeroed
-    /// once handed over: they hold session keys.
+    /// the ones registered since. It goes in rounds: each shard encodes its
+    /// next piece, in parallel, into a buffer of its own that every round
+    /// reuses (fresh memory for each piece cost a page fault every 4 KB),
+    /// then the round's pieces go to `body` in shard order. A piece is valid
+    /// only during its call; the buffers hold session keys and are zeroed
+    /// at the end.
     public func encodeLog<E: Error>(
         changesOnly: Bool, pieceBytes: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws(E) -> Void
     ) throws(E) {
         let capacity = max(pieceBytes, Int(MP_LOG_TICKET_MAX))
         let shards = threads
-        let perShard = UnsafeMutableBufferPointer<[[UInt8]]>.allocate(capacity: shards)
-        perShard.initialize(repeating: [])
-        defer {
-            for i in 0..<shards {
-                for j in perShard[i].indices { perShard[i][j].withUnsafeMutableBytes { Engine.zero($0) } }
+        let work = LogShardWork(handle: handle, changesOnly: changesOnly, capacity: capacity, shards: shards)
+        defer { work.release() }
+        while work.unfinished > 0 {
+            if work.unfinished == 1 {
+                for shard in 0..<shards { work.encode(shard: shard) }
+            } else {
+                DispatchQueue.concurrentPerform(iterations: shards) { work.encode(shard: $0) }
             }
-            perShard.deinitialize()
-            perShard.deallocate()
-        }
-        let work = LogShardWork(handle: handle, pieces: perShard, changesOnly: changesOnly, capacity: capacity)
-        if shards == 1 { work.encode(shard: 0) } else { DispatchQueue.concurrentPerform(iterations: shards) { work.encode(shard: $0) } }
-        for shard in 0..<shards {
-            for piece in perShard[shard] {
-                try piece.withUnsafeBytes { bytes in Result { () throws(E) in try body(bytes) } }.get()
+            for shard in 0..<shards where work.lengths[shard] > 0 {
+                try body(UnsafeRawBufferPointer(rebasing: work.buffers[shard * capacity ..< shard * capacity + work.lengths[shard]]))
             }
         }
     }
@@ -260,20 +259,49 @@ public final class BatchVerifier: @unchecked Sendable {
 }
 
 /// One shard's part of encoding the log: its pieces go to its own slot.
+/// encodeLog's shards: a piece buffer and a cursor each. A shard whose
+/// cursor is done encodes nothing more (length 0).
 private struct LogShardWork: @unchecked Sendable {
     let handle: OpaquePointer
-    let pieces: UnsafeMutableBufferPointer<[[UInt8]]>
     let changesOnly: Bool
     let capacity: Int
+    let buffers: UnsafeMutableRawBufferPointer
+    let lengths: UnsafeMutableBufferPointer<Int>
+    let written: UnsafeMutableBufferPointer<Int> // the most of each buffer ever used
+    let cursors: UnsafeMutableBufferPointer<UInt64>
+
+    init(handle: OpaquePointer, changesOnly: Bool, capacity: Int, shards: Int) {
+        self.handle = handle
+        self.changesOnly = changesOnly
+        self.capacity = capacity
+        buffers = .allocate(byteCount: capacity * shards, alignment: 64)
+        lengths = .allocate(capacity: shards)
+        lengths.initialize(repeating: 0)
+        written = .allocate(capacity: shards)
+        written.initialize(repeating: 0)
+        cursors = .allocate(capacity: shards)
+        cursors.initialize(repeating: 0)
+    }
+
+    var unfinished: Int { cursors.count { $0 != UInt64.max } }
 
     func encode(shard: Int) {
-        var cursor: UInt64 = 0
-        while cursor != UInt64.max {
-            let piece = [UInt8](unsafeUninitializedCapacity: capacity) { out, written in
-                written = mp_verifier_log_encode(handle, UInt32(shard), changesOnly ? 1 : 0, &cursor, out.baseAddress, capacity)
-            }
-            if !piece.isEmpty { pieces[shard].append(piece) }
+        guard cursors[shard] != UInt64.max else { lengths[shard] = 0; return }
+        lengths[shard] = mp_verifier_log_encode(handle, UInt32(shard), changesOnly ? 1 : 0, &cursors[shard],
+                                                (buffers.baseAddress! + shard * capacity).assumingMemoryBound(to: UInt8.self),
+                                                capacity)
+        written[shard] = max(written[shard], lengths[shard])
+    }
+
+    func release() {
+        // What was written, not the pages never touched.
+        for shard in written.indices {
+            Engine.zero(UnsafeMutableRawBufferPointer(rebasing: buffers[shard * capacity ..< shard * capacity + written[shard]]))
         }
+        buffers.deallocate()
+        lengths.deallocate()
+        written.deallocate()
+        cursors.deallocate()
     }
 }
 
