@@ -231,7 +231,7 @@ final class TicketLog {
             self.fd = fd
             self.path = path
             self.offset = offset
-            buffer.reserveCapacity(TicketLog.segmentBytes)
+            buffer.reserveCapacity(TicketLog.segmentBytes + XChaCha20Poly1305.tagByteCount)
         }
 
         deinit { buffer.withUnsafeMutableBytes { Engine.zero($0) } }
@@ -250,14 +250,16 @@ final class TicketLog {
             let nonce: Bytes24 = SystemRandom().bytes()
             let ad = TicketLog.associatedData(generation: generation, offset: offset, length: buffer.count)
             let header = nonce.withUnsafeBytes { Array($0) } + withUnsafeBytes(of: UInt32(buffer.count).bigEndian) { Array($0) }
-            let sealed = buffer.withUnsafeBytes { records in
-                ad.withUnsafeBytes { ad in XChaCha20Poly1305.seal(records, associatedData: ad, nonce: nonce, key: log.key) }
+            // Sealed where it lies, the tag after it (the capacity has room):
+            // no second megabyte, and no plaintext left behind.
+            buffer.append(contentsOf: repeatElement(0, count: XChaCha20Poly1305.tagByteCount))
+            buffer.withUnsafeMutableBytes { sealed in
+                ad.withUnsafeBytes { ad in XChaCha20Poly1305.sealInPlace(sealed, associatedData: ad, nonce: nonce, key: log.key) }
             }
-            buffer.withUnsafeMutableBytes { Engine.zero($0) }
-            buffer.removeAll(keepingCapacity: true)
             // Header and ciphertext written one after the other: the megabyte is not copied again.
             try write(header)
-            try write(sealed)
+            try write(buffer)
+            buffer.removeAll(keepingCapacity: true)
         }
 
         private func write(_ bytes: [UInt8]) throws(MerchantError) {

@@ -157,11 +157,14 @@ struct AEADTests {
         static let sealed = [UInt8](hex: "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52ec0875924c1c7987947deafd8780acf49")!
     }
 
-    @Test("XChaCha20-Poly1305: draft-irtf-cfrg-xchacha-03 A.3.1, and tampering fails")
+    @Test("XChaCha20-Poly1305: draft-irtf-cfrg-xchacha-03 A.3.1, sealed apart and in place, and tampering fails")
     func xchacha() throws {
         let (key, nonce, ad, plaintext, expected) = (Draft.key, Draft.nonce, Draft.ad, Draft.plaintext, Draft.sealed)
         let sealed = plaintext.withUnsafeBytes { p in ad.withUnsafeBytes { XChaCha20Poly1305.seal(p, associatedData: $0, nonce: nonce, key: key) } }
         #expect(sealed == expected)
+        var inPlace = plaintext + [UInt8](repeating: 0, count: XChaCha20Poly1305.tagByteCount)
+        inPlace.withUnsafeMutableBytes { b in ad.withUnsafeBytes { XChaCha20Poly1305.sealInPlace(b, associatedData: $0, nonce: nonce, key: key) } }
+        #expect(inPlace == expected)
         let opened = try sealed.withUnsafeBytes { s in try ad.withUnsafeBytes { try XChaCha20Poly1305.open(s, associatedData: $0, nonce: nonce, key: key, kind: .ticket) } }
         #expect(opened == plaintext)
         var tampered = sealed

@@ -23,6 +23,23 @@ public enum XChaCha20Poly1305 {
         }
     }
 
+    /// `seal` in place: the first `buffer.count - tagByteCount` bytes are
+    /// the plaintext, replaced by the ciphertext, and the tag goes in the
+    /// last `tagByteCount` (a megabyte sealed without a second megabyte).
+    public static func sealInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, associatedData: UnsafeRawBufferPointer, nonce: Bytes24, key: SecretKey
+    ) {
+        Engine.ensureInitialized()
+        precondition(buffer.count >= tagByteCount)
+        let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let status = nonce.withUnsafeBytes { n in
+            mp_xchacha_seal(base, base, buffer.count - tagByteCount,
+                            associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), associatedData.count,
+                            n.baseAddress!.assumingMemoryBound(to: UInt8.self), key.pointer)
+        }
+        precondition(status == MP_OK, "XChaCha20-Poly1305 seal failed")
+    }
+
     /// Opens ciphertext-then-tag; `.authenticationFailed(kind)` if it does not verify.
     public static func open(
         _ sealed: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
