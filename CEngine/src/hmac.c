@@ -124,10 +124,19 @@ static void key_blocks(const uint8_t key[32], uint8_t inner[64], uint8_t outer[6
  * independent blocks, each round one kernel call. */
 #define SUBKEY_GROUP 8
 
+/* Zeroes the stack the kernels just used below the caller's frame: their
+ * message schedules of the key blocks (the 4-way kernels write all 64 W+K
+ * of each lane there, and W0..W15 are the key block itself) and any
+ * register spills. 4 KB covers the deepest kernel's frame with room. */
+static __attribute__((noinline)) void scrub_stack(void) {
+    uint8_t below[4096];
+    mp_zero(below, sizeof below);
+}
+
 mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, const uint8_t *const *keys,
                                            const char label[4], mp_hmac_key *const *out) {
     if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
-    /* all secret: zeroed before returning */
+    /* all secret: zeroed before returning, and the kernels' stack after them */
     uint8_t blocks[2 * SUBKEY_GROUP][64], subkey[SUBKEY_GROUP][32];
     uint32_t keyed[2 * SUBKEY_GROUP][8], inner[SUBKEY_GROUP][8], outer[SUBKEY_GROUP][8];
     for (size_t base = 0; base < count; base += SUBKEY_GROUP) {
@@ -169,5 +178,6 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
     mp_zero(keyed, sizeof keyed);
     mp_zero(inner, sizeof inner);
     mp_zero(outer, sizeof outer);
+    scrub_stack();
     return MP_OK;
 }

@@ -5,9 +5,10 @@
 
 #include "internal.h"
 
-/* blocks: the key schedules' compressions (mp_hmac_subkey_states_batch).
- * AVX2 does them one at a time: a CPU with AVX2 and no SHA extensions
- * derives keys at registration only, where the opens cost more. */
+/* blocks: the key schedules' compressions (mp_hmac_subkey_states_batch_with,
+ * for order tickets registered or loaded). AVX2 does them one at a time:
+ * there they cost less than the tickets' opens at registration and their
+ * log's decryption at loading. */
 typedef struct lane_kernel {
     const char *name;
     mp_chain_batch_fn chain;
