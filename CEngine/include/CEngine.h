@@ -173,7 +173,10 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
  * file order, walking again only where a guess failed. */
 typedef struct mp_verifier mp_verifier;
 
-/* A ticket's opened body and the merchant's progress on it. */
+/* A ticket's opened body and the merchant's progress on it. The table keeps
+ * what its mode uses: an order ticket exports last 0 and last_word = root,
+ * a chain ticket has_last_order 0, and a ticket without a last order a
+ * zeroed last_order, whatever was loaded (the ticket log keeps no more). */
 typedef struct mp_ticket_export {
     uint64_t serial;
     uint64_t customer;

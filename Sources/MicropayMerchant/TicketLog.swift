@@ -251,15 +251,16 @@ final class TicketLog {
             let ad = TicketLog.associatedData(generation: generation, offset: offset, length: buffer.count)
             let header = nonce.withUnsafeBytes { Array($0) } + withUnsafeBytes(of: UInt32(buffer.count).bigEndian) { Array($0) }
             // Sealed where it lies, the tag after it (the capacity has room):
-            // no second megabyte, and no plaintext left behind.
+            // no second megabyte, and no plaintext left behind. Emptied
+            // however the writes end, so a segment is never sealed twice.
             buffer.append(contentsOf: repeatElement(0, count: XChaCha20Poly1305.tagByteCount))
+            defer { buffer.removeAll(keepingCapacity: true) }
             buffer.withUnsafeMutableBytes { sealed in
                 ad.withUnsafeBytes { ad in XChaCha20Poly1305.sealInPlace(sealed, associatedData: ad, nonce: nonce, key: log.key) }
             }
             // Header and ciphertext written one after the other: the megabyte is not copied again.
             try write(header)
             try write(buffer)
-            buffer.removeAll(keepingCapacity: true)
         }
 
         private func write(_ bytes: [UInt8]) throws(MerchantError) {

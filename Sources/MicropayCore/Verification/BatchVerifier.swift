@@ -258,7 +258,6 @@ public final class BatchVerifier: @unchecked Sendable {
     }
 }
 
-/// One shard's part of encoding the log: its pieces go to its own slot.
 /// encodeLog's shards: a piece buffer and a cursor each. A shard whose
 /// cursor is done encodes nothing more (length 0).
 private struct LogShardWork: @unchecked Sendable {
