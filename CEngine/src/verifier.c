@@ -335,7 +335,7 @@ static void order_head(const shard *s, uint64_t serial, uint8_t head[ORDER_HEAD]
 }
 
 /* Sets an order ticket's last order from a loaded state (has: whether it has
- * one): its tail in the order line, and its head in the cold entry if it is
+ * one): its tail in the order entry, and its head in order_cold if it is
  * not the one order_head gives. */
 static void load_last_order(shard *s, uint32_t e, int has, const uint8_t order[76]) {
     hot_entry *h = &s->hot[e];
@@ -396,7 +396,7 @@ static uint32_t insert(shard *s, const mp_ticket_export *t, pending_macs *pendin
     h->chain_len = t->chain_len;
     h->last_seq = t->last_seq;
     if (t->chain_len > 0) {
-        /* A chain ticket leaves its order line untouched: those pages need never be mapped. */
+        /* A chain ticket leaves its order entries untouched: those pages need never be mapped. */
         h->u.chain.unit = t->unit;
         h->u.chain.last = t->last;
         memcpy(h->u.chain.chain_id, t->chain_id, 12);
@@ -869,15 +869,14 @@ size_t mp_verifier_dirty_count(const mp_verifier *v) {
     return n;
 }
 
-/* A ticket as exported. A chain ticket's order line is never read (its
- * pages need not exist): its last_order comes out zero. */
+/* A ticket as exported. A chain ticket's order entries are never read
+ * (their pages need not exist): its last_order comes out zero. */
 static void export_entry(const shard *s, uint32_t e, mp_ticket_export *t) {
     const hot_entry *h = &s->hot[e];
     const cold_entry *c = &s->cold[e];
     t->serial = h->serial;
     t->customer = c->customer;
     t->limit = h->limit;
-
     t->issued = c->issued;
     t->expires = h->expires;
     t->credited = h->credited;
