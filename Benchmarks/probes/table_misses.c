@@ -58,7 +58,11 @@ static void *huge(size_t bytes) {
     return p;
 }
 
-static inline uint32_t home(uint64_t serial) { return (uint32_t)((serial * 0x9E3779B97F4A7C15ULL) >> 32) & (SLOTS - 1); }
+/* The verifier's home(): the top log2(slots) bits of serial * golden ratio. */
+static inline uint32_t home_in(uint64_t serial, uint32_t slots) {
+    return (uint32_t)((serial * 0x9E3779B97F4A7C15ULL) >> (64 - __builtin_ctz(slots)));
+}
+static inline uint32_t home(uint64_t serial) { return home_in(serial, SLOTS); }
 
 static inline uint32_t find(uint64_t serial) {
     uint32_t i = home(serial);
@@ -111,11 +115,11 @@ static uint64_t inline_lookups(void) {
         const uint64_t *s = serials + at;
         for (uint32_t k = 0; k < BATCH; k++) {
             if (k + AHEAD < BATCH) {
-                const struct entry *e = &inline_table[home(s[k + AHEAD]) & (INLINE_SLOTS - 1)];
+                const struct entry *e = &inline_table[home_in(s[k + AHEAD], INLINE_SLOTS)];
                 __builtin_prefetch(e);
                 __builtin_prefetch((const uint8_t *)e + 64);
             }
-            uint32_t i = home(s[k]) & (INLINE_SLOTS - 1);
+            uint32_t i = home_in(s[k], INLINE_SLOTS);
             while (inline_table[i].serial != s[k]) i = (i + 1) & (INLINE_SLOTS - 1);
             found[k] = i;
         }
@@ -157,7 +161,7 @@ int main(void) {
         slots[i].index = t;
         entries[t].serial = serial;
         entries[t].credited = t;
-        uint32_t j = home(serial) & (INLINE_SLOTS - 1);
+        uint32_t j = home_in(serial, INLINE_SLOTS);
         while (inline_table[j].serial != 0) j = (j + 1) & (INLINE_SLOTS - 1);
         inline_table[j].serial = serial;
         inline_table[j].credited = t;
