@@ -666,7 +666,10 @@ static inline void prefetch_hot(const shard *s, uint32_t e) {
 }
 
 static inline void prefetch_entry(const shard *s, const chunk_scratch *c, uint32_t i, uint32_t n) {
-    if (i < n && c->job[i] != J_DONE && c->entry[i] != NO_ENTRY) prefetch_hot(s, c->entry[i]);
+    if (i >= n || c->job[i] == J_DONE || c->entry[i] == NO_ENTRY) return;
+    prefetch_hot(s, c->entry[i]);
+    /* pass 3: an order hashed in pass 2 reads and writes its ticket's last order */
+    if (c->job[i] == J_ORDER) __builtin_prefetch(&s->order[c->entry[i]], 1);
 }
 
 /* One chunk of a shard's records, in three passes.
