@@ -132,6 +132,20 @@ MP_SHANI MP_INLINE void from_abef(__m128i s0, __m128i s1, __m128i *abcd, __m128i
         }                                                     \
     } while (0)
 
+/* Lane l starts a compression: from the state words st (kept in A0/A1 for
+ * the final add) on the 64-byte block's message words. */
+MP_SHANI MP_INLINE void lane_start(int l, const uint32_t st[8], const uint8_t block[64], __m128i mask, __m128i *S0,
+                                   __m128i *S1, __m128i *A0, __m128i *A1, __m128i *M0, __m128i *M1, __m128i *M2,
+                                   __m128i *M3) {
+    to_abef(_mm_loadu_si128((const __m128i *)&st[0]), _mm_loadu_si128((const __m128i *)&st[4]), &A0[l], &A1[l]);
+    S0[l] = A0[l];
+    S1[l] = A1[l];
+    M0[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 0)), mask);
+    M1[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16)), mask);
+    M2[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), mask);
+    M3[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), mask);
+}
+
 /* ---- chains ---- */
 
 typedef struct chain_lanes {
@@ -239,14 +253,7 @@ MP_SHANI MP_INLINE void tag_verify_lanes(const int L, MP_TAG_BATCH_PARAMS) {
             uint8_t block[64];
             memcpy(block, label, 4);
             memcpy(block + 4, rec[l], 60);
-            to_abef(_mm_loadu_si128((const __m128i *)&keys[r]->inner[0]),
-                    _mm_loadu_si128((const __m128i *)&keys[r]->inner[4]), &A0[l], &A1[l]);
-            S0[l] = A0[l];
-            S1[l] = A1[l];
-            M0[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 0)), mask);
-            M1[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16)), mask);
-            M2[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), mask);
-            M3[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), mask);
+            lane_start(l, keys[r]->inner, block, mask, S0, S1, A0, A1, M0, M1, M2, M3);
         }
         COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3);
         for (int l = 0; l < L; l++) {
@@ -284,15 +291,7 @@ MP_SHANI MP_INLINE void compress_blocks_lanes(const int L, MP_BLOCKS_PARAMS) {
         for (int l = 0; l < L; l++) {
             /* past the end, a lane repeats the last block and is not stored */
             size_t i = base + (size_t)l < count ? base + (size_t)l : count - 1;
-            const uint8_t *block = blocks + 64 * i;
-            to_abef(_mm_loadu_si128((const __m128i *)&state[i][0]), _mm_loadu_si128((const __m128i *)&state[i][4]),
-                    &A0[l], &A1[l]);
-            S0[l] = A0[l];
-            S1[l] = A1[l];
-            M0[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 0)), mask);
-            M1[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16)), mask);
-            M2[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), mask);
-            M3[l] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), mask);
+            lane_start(l, state[i], blocks + 64 * i, mask, S0, S1, A0, A1, M0, M1, M2, M3);
         }
         COMPRESS_LANES(L, S0, S1, M0, M1, M2, M3);
         for (int l = 0; l < L && base + (size_t)l < count; l++) {
