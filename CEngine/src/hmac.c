@@ -135,7 +135,9 @@ static __attribute__((noinline)) void scrub_stack(void) {
 
 mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, const uint8_t *const *keys,
                                            const char label[4], mp_hmac_key *const *out) {
-    if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
+    mp_status status = mp_lane_kernel_check(kernel);
+    if (status != MP_OK) return status;
+    mp_blocks_fn compress = mp_lane_blocks(kernel);
     /* all secret: zeroed before returning, and the kernels' stack after them */
     uint8_t blocks[2 * SUBKEY_GROUP][64], subkey[SUBKEY_GROUP][32];
     uint32_t keyed[2 * SUBKEY_GROUP][8], inner[SUBKEY_GROUP][8], outer[SUBKEY_GROUP][8];
@@ -143,7 +145,7 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
         size_t n = count - base < SUBKEY_GROUP ? count - base : SUBKEY_GROUP;
         /* 1: HMAC(K, label)'s key states, K ^ ipad at 2i and K ^ opad at 2i + 1 */
         for (size_t i = 0; i < n; i++) key_blocks(keys[base + i], blocks[2 * i], blocks[2 * i + 1], &keyed[2 * i]);
-        mp_compress_blocks_with(kernel, 2 * n, keyed, blocks[0]);
+        compress(2 * n, keyed, blocks[0]);
         /* 2: the inner hash's last block: label and padding (64 + 4 bytes hashed) */
         for (size_t i = 0; i < n; i++) {
             memcpy(inner[i], keyed[2 * i], 32);
@@ -153,7 +155,7 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
             blocks[i][4] = 0x80;
             mp_store_be64(blocks[i] + 56, (64 + 4) * 8);
         }
-        mp_compress_blocks_with(kernel, n, inner, blocks[0]);
+        compress(n, inner, blocks[0]);
         /* 3: the outer hash of the inner digest (64 + 32 bytes hashed): the subkey */
         for (size_t i = 0; i < n; i++) {
             memset(blocks[i], 0, 64);
@@ -161,13 +163,13 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
             blocks[i][32] = 0x80;
             mp_store_be64(blocks[i] + 56, (64 + 32) * 8);
         }
-        mp_compress_blocks_with(kernel, n, outer, blocks[0]);
+        compress(n, outer, blocks[0]);
         /* 4: the subkey's own key states */
         for (size_t i = 0; i < n; i++) {
             mp_state_to_bytes(outer[i], subkey[i]);
             key_blocks(subkey[i], blocks[2 * i], blocks[2 * i + 1], &keyed[2 * i]);
         }
-        mp_compress_blocks_with(kernel, 2 * n, keyed, blocks[0]);
+        compress(2 * n, keyed, blocks[0]);
         for (size_t i = 0; i < n; i++) {
             memcpy(out[base + i]->inner, keyed[2 * i], 32);
             memcpy(out[base + i]->outer, keyed[2 * i + 1], 32);

@@ -83,8 +83,11 @@ typedef void (*mp_blocks_fn)(MP_BLOCKS_PARAMS);
 void mp_chain_verify_portable(MP_CHAIN_BATCH_PARAMS);
 void mp_mac128_verify_portable(MP_TAG_BATCH_PARAMS);
 void mp_compress_blocks_portable(MP_BLOCKS_PARAMS);
-/* On a named lane kernel; MP_ERR_UNSUPPORTED if this CPU lacks it. */
-mp_status mp_compress_blocks_with(mp_lane_kernel kernel, MP_BLOCKS_PARAMS);
+/* MP_OK if this CPU runs the lane kernel, MP_ERR_UNSUPPORTED if it does
+ * not, MP_ERR_ARGUMENT if there is no such kernel. */
+mp_status mp_lane_kernel_check(mp_lane_kernel kernel);
+/* The kernel's one-block compressions; only for a kernel that passed the check. */
+mp_blocks_fn mp_lane_blocks(mp_lane_kernel kernel);
 #if defined(__x86_64__)
 int mp_cpu_has_avx2(void);
 void mp_chain_verify_shani_x1(MP_CHAIN_BATCH_PARAMS);

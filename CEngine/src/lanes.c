@@ -92,20 +92,21 @@ void mp_mac128_verify_batch(MP_TAG_BATCH_PARAMS) {
     kernels[mp_lane_active_kernel()].tag(count, keys, label, records, stride, mac_len, ok);
 }
 
+mp_status mp_lane_kernel_check(mp_lane_kernel kernel) {
+    if (mp_lane_kernel_available(kernel)) return MP_OK;
+    return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
+}
+
 mp_status mp_chain_verify_batch_with(mp_lane_kernel kernel, MP_CHAIN_BATCH_PARAMS) {
-    if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
-    kernels[kernel].chain(count, chain_ids, index, words, last, expected, ok);
-    return MP_OK;
+    mp_status status = mp_lane_kernel_check(kernel);
+    if (status == MP_OK) kernels[kernel].chain(count, chain_ids, index, words, last, expected, ok);
+    return status;
 }
 
 mp_status mp_mac128_verify_batch_with(mp_lane_kernel kernel, MP_TAG_BATCH_PARAMS) {
-    if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
-    kernels[kernel].tag(count, keys, label, records, stride, mac_len, ok);
-    return MP_OK;
+    mp_status status = mp_lane_kernel_check(kernel);
+    if (status == MP_OK) kernels[kernel].tag(count, keys, label, records, stride, mac_len, ok);
+    return status;
 }
 
-mp_status mp_compress_blocks_with(mp_lane_kernel kernel, MP_BLOCKS_PARAMS) {
-    if (!mp_lane_kernel_available(kernel)) return mp_lane_kernel_name(kernel) ? MP_ERR_UNSUPPORTED : MP_ERR_ARGUMENT;
-    kernels[kernel].blocks(count, state, blocks);
-    return MP_OK;
-}
+mp_blocks_fn mp_lane_blocks(mp_lane_kernel kernel) { return kernels[kernel].blocks; }
