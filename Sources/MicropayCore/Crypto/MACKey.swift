@@ -25,19 +25,12 @@ public final class MACKey: Sendable {
         Engine.ensureInitialized()
         let kernel = kernel ?? Engine.activeLaneKernel
         let macKeys = keys.map { _ in MACKey(uninitialized: ()) }
-        // The keys side by side, for stable pointers to all of them at once.
-        var bytes = [UInt8](repeating: 0, count: 32 * keys.count)
-        defer { bytes.withUnsafeMutableBytes { Engine.zero($0) } }
-        for (i, key) in keys.enumerated() { // SecretKey: 32 bytes
-            key.withUnsafeBytes { k in bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 32 * i).copyMemory(from: k.baseAddress!, byteCount: 32) } }
-        }
-        let status = bytes.withUnsafeBufferPointer { b in
-            let pointers = (0..<keys.count).map { UnsafePointer<UInt8>?(b.baseAddress! + 32 * $0) }
-            let outputs = macKeys.map { UnsafeMutablePointer<mp_hmac_key>?($0.state) }
-            return "MPM1".withCString { l in mp_hmac_subkey_states_batch_with(kernel.c, keys.count, pointers, l, outputs) }
-        }
+        // A SecretKey's bytes stay where they are for its life: no copies.
+        let pointers = keys.map { Optional($0.pointer) }
+        let outputs = macKeys.map { Optional($0.state) }
+        let status = "MPM1".withCString { l in mp_hmac_subkey_states_batch_with(kernel.c, keys.count, pointers, l, outputs) }
         guard status == MP_OK else { throw .unsupportedKernel(kernel.description) }
-        return macKeys
+        return withExtendedLifetime(keys) { macKeys }
     }
 
     /// Zeroed states, for `batch` to fill.
