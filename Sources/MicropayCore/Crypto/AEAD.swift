@@ -10,15 +10,10 @@ public enum XChaCha20Poly1305 {
         _ plaintext: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
         nonce: Bytes24, key: SecretKey
     ) -> [UInt8] {
-        Engine.ensureInitialized()
         let count = plaintext.count + tagByteCount
         return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            let status = nonce.withUnsafeBytes { n in
-                mp_xchacha_seal(out.baseAddress, plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), plaintext.count,
-                                associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), associatedData.count,
-                                n.baseAddress!.assumingMemoryBound(to: UInt8.self), key.pointer)
-            }
-            precondition(status == MP_OK, "XChaCha20-Poly1305 seal failed")
+            seal(into: out.baseAddress!, plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), count: plaintext.count,
+                 associatedData: associatedData, nonce: nonce, key: key)
             initialized = count
         }
     }
@@ -29,13 +24,21 @@ public enum XChaCha20Poly1305 {
     public static func sealInPlace(
         _ buffer: UnsafeMutableRawBufferPointer, associatedData: UnsafeRawBufferPointer, nonce: Bytes24, key: SecretKey
     ) {
-        Engine.ensureInitialized()
         precondition(buffer.count >= tagByteCount)
         let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        seal(into: base, base, count: buffer.count - tagByteCount, associatedData: associatedData, nonce: nonce, key: key)
+    }
+
+    /// `count` bytes at `plaintext` sealed to `out` (ciphertext, then the
+    /// tag); `out` may be `plaintext`.
+    private static func seal(
+        into out: UnsafeMutablePointer<UInt8>, _ plaintext: UnsafePointer<UInt8>?, count: Int,
+        associatedData: UnsafeRawBufferPointer, nonce: Bytes24, key: SecretKey
+    ) {
+        Engine.ensureInitialized()
         let status = nonce.withUnsafeBytes { n in
-            mp_xchacha_seal(base, base, buffer.count - tagByteCount,
-                            associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), associatedData.count,
-                            n.baseAddress!.assumingMemoryBound(to: UInt8.self), key.pointer)
+            mp_xchacha_seal(out, plaintext, count, associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                            associatedData.count, n.baseAddress!.assumingMemoryBound(to: UInt8.self), key.pointer)
         }
         precondition(status == MP_OK, "XChaCha20-Poly1305 seal failed")
     }
