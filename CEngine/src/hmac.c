@@ -2,21 +2,37 @@
  * schedule of PROTOCOL §1. */
 #include "internal.h"
 
+/* The blocks K ^ ipad and K ^ opad of a key of at most 64 bytes, zero-padded
+ * to the block (RFC 2104); eight bytes at a time (a byte loop cost as much
+ * as the compressions in the batched derivation below). */
+static void key_blocks(const uint8_t *key, size_t key_len, uint8_t inner[64], uint8_t outer[64]) {
+    const uint64_t ipad = 0x3636363636363636ULL, opad = 0x5c5c5c5c5c5c5c5cULL;
+    for (size_t i = 0; i < 8; i++) {
+        uint64_t k = 0, x;
+        if (8 * i < key_len) memcpy(&k, key + 8 * i, key_len - 8 * i < 8 ? key_len - 8 * i : 8);
+        x = k ^ ipad;
+        memcpy(inner + 8 * i, &x, 8);
+        x = k ^ opad;
+        memcpy(outer + 8 * i, &x, 8);
+    }
+}
+
 void mp_hmac_key_init(mp_hmac_key *state, const void *key, size_t key_len) {
     mp_compress_fn compress = mp_active_compress();
-    uint8_t block[64] = {0};
-    if (key_len > 64) {
-        mp_sha256(key, key_len, block);
-    } else if (key_len > 0) {
-        memcpy(block, key, key_len);
+    uint8_t digest[32], inner[64], outer[64];
+    if (key_len > 64) { /* a longer key is hashed first */
+        mp_sha256(key, key_len, digest);
+        key = digest;
+        key_len = sizeof digest;
     }
-    for (int i = 0; i < 64; i++) block[i] ^= 0x36;
+    key_blocks(key, key_len, inner, outer);
     memcpy(state->inner, mp_sha256_iv, sizeof state->inner);
-    compress(state->inner, block, 1);
-    for (int i = 0; i < 64; i++) block[i] ^= 0x36 ^ 0x5c;
+    compress(state->inner, inner, 1);
     memcpy(state->outer, mp_sha256_iv, sizeof state->outer);
-    compress(state->outer, block, 1);
-    mp_zero(block, sizeof block);
+    compress(state->outer, outer, 1);
+    mp_zero(digest, sizeof digest);
+    mp_zero(inner, sizeof inner);
+    mp_zero(outer, sizeof outer);
 }
 
 void mp_hmac_outer(mp_compress_fn compress, const uint32_t outer[8], const uint8_t inner_digest[32],
@@ -103,21 +119,12 @@ void mp_compress_blocks_portable(size_t count, uint32_t (*state)[8], const uint8
     for (size_t i = 0; i < count; i++) compress(state[i], blocks + 64 * i, 1);
 }
 
-/* The 64-byte key blocks K ^ ipad, K ^ opad of a 32-byte key, and their
- * states' IV; eight bytes at a time (a byte loop cost as much as the
- * compressions). */
-static void key_blocks(const uint8_t key[32], uint8_t inner[64], uint8_t outer[64], uint32_t (*state)[8]) {
-    const uint64_t ipad = 0x3636363636363636ULL, opad = 0x5c5c5c5c5c5c5c5cULL;
-    for (int i = 0; i < 8; i++) {
-        uint64_t k = 0, x;
-        if (i < 4) memcpy(&k, key + 8 * i, 8);
-        x = k ^ ipad;
-        memcpy(inner + 8 * i, &x, 8);
-        x = k ^ opad;
-        memcpy(outer + 8 * i, &x, 8);
-    }
-    memcpy(state[0], mp_sha256_iv, 32);
-    memcpy(state[1], mp_sha256_iv, 32);
+/* A 32-byte key's two key blocks at 2i and 2i + 1 of `blocks`, their
+ * states the IV. */
+static void key_lanes(const uint8_t key[32], size_t i, uint8_t (*blocks)[64], uint32_t (*state)[8]) {
+    key_blocks(key, 32, blocks[2 * i], blocks[2 * i + 1]);
+    memcpy(state[2 * i], mp_sha256_iv, 32);
+    memcpy(state[2 * i + 1], mp_sha256_iv, 32);
 }
 
 /* Keys a group at a time: its 6 compressions a key in four rounds of
@@ -144,7 +151,7 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
     for (size_t base = 0; base < count; base += SUBKEY_GROUP) {
         size_t n = count - base < SUBKEY_GROUP ? count - base : SUBKEY_GROUP;
         /* 1: HMAC(K, label)'s key states, K ^ ipad at 2i and K ^ opad at 2i + 1 */
-        for (size_t i = 0; i < n; i++) key_blocks(keys[base + i], blocks[2 * i], blocks[2 * i + 1], &keyed[2 * i]);
+        for (size_t i = 0; i < n; i++) key_lanes(keys[base + i], i, blocks, keyed);
         compress(2 * n, keyed, blocks[0]);
         /* 2: the inner hash's last block: label and padding (64 + 4 bytes hashed) */
         for (size_t i = 0; i < n; i++) {
@@ -167,7 +174,7 @@ mp_status mp_hmac_subkey_states_batch_with(mp_lane_kernel kernel, size_t count, 
         /* 4: the subkey's own key states */
         for (size_t i = 0; i < n; i++) {
             mp_state_to_bytes(outer[i], subkey[i]);
-            key_blocks(subkey[i], blocks[2 * i], blocks[2 * i + 1], &keyed[2 * i]);
+            key_lanes(subkey[i], i, blocks, keyed);
         }
         compress(2 * n, keyed, blocks[0]);
         for (size_t i = 0; i < n; i++) {
