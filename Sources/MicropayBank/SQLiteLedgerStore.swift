@@ -291,8 +291,11 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     }
 
     func openTickets(expiringBefore bound: UInt64) throws -> [TicketRecord] {
-        // expires ≤ Int64.max by construction; a larger bound takes all.
-        let limit = Int64(exactly: bound) ?? Int64.max
+        // expires ≤ Int64.max by construction: a larger bound takes all, even
+        // a ticket expiring at Int64.max itself.
+        guard let limit = Int64(exactly: bound) else {
+            return try fetchRows(sql: "SELECT * FROM tickets WHERE state = 'open' ORDER BY serial").map(ticketRecord)
+        }
         return try fetchRows(sql: "SELECT * FROM tickets WHERE state = 'open' AND expires < ? ORDER BY serial",
                                 arguments: [limit]).map(ticketRecord)
     }

@@ -127,6 +127,23 @@ struct SettleTests {
         #expect(try f.bank.ticket(serial: f.serial)?.settledAmount == 50)
     }
 
+    @Test func ticketExpiringAtTheLedgersLastSecondIsRefunded() throws {
+        // expires = Int64.max, the latest the ledger's clock holds: any later `now` refunds it.
+        let bank = try makeBank()
+        let customer = try bank.openCustomer(number: 1001)
+        _ = try bank.openMerchant(number: 2002)
+        try bank.fund(customer: 1001, amount: 1000)
+        let request = TicketRequest.make(bankID: 7, customer: 1001, merchant: 2002, limit: 100, unit: 0, chainLength: 0,
+                                         lifetime: 3600, requestID: .random(), customerMAC: MACKey(macOf: customer.key))
+        let serial = try bank.issue(request: request.bytes, now: UInt64(Int64.max) - 3600).serial
+        #expect(try bank.ticket(serial: serial)?.expires == UInt64(Int64.max))
+        #expect(try bank.balance(of: 1001) == 900)
+        #expect(try bank.refundExpired(now: UInt64(Int64.max) + 86_400).isEmpty, "not yet past expires + grace")
+        #expect(try bank.refundExpired(now: UInt64.max) == [serial: 100])
+        #expect(try bank.balance(of: 1001) == 1000)
+        #expect(try bank.audit().isConsistent)
+    }
+
     @Test func expiryIsStrictAfterExpiresPlusGrace() throws {
         let f = try SettleFixture()
         let deadline: UInt64 = 1_800_000_000 + 3600 + 86400
