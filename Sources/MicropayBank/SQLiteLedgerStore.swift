@@ -29,8 +29,28 @@ public final class SQLiteLedgerStore: LedgerStore {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability.rawValue)")
         }
-        pool = try DatabasePool(path: path, configuration: config)
-        try Self.migrator.migrate(pool)
+        pool = try Self.openMigrated(path: path, configuration: config)
+    }
+
+    /// Opens the pool and brings the schema up to date. Several processes'
+    /// first opens of one new file race: switching it to WAL can find it
+    /// locked (SQLite does not wait there), and the loser of the race to
+    /// create the tables finds them made, its own attempt rolled back. Either
+    /// is retried, a few milliseconds later, and then finds the other's work
+    /// done; a failure that persists is thrown after 20 tries.
+    private static func openMigrated(path: String, configuration: Configuration) throws -> DatabasePool {
+        var attempt: UInt32 = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                try migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError
+                        where attempt < 20 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_ERROR) {
+                attempt += 1
+                usleep(1000 * attempt)
+            }
+        }
     }
 
     public func write<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T {

@@ -1,6 +1,7 @@
 import Foundation
 import MicropayBank
 import MicropayCore
+import Synchronization
 import Testing
 
 @Suite("Accounts, amounts, master key, ledger file")
@@ -45,6 +46,20 @@ struct LedgerTests {
         #expect(policy.maxLifetime == 604_800 && policy.grace == 86_400 && policy.maxChainLength == 65_536)
         #expect(policy.maxLimit == 1_000_000_000_000)
         #expect(policy.maxLimit < UInt64(Int64.max) / 1_000_000)
+    }
+
+    @Test func storesOpenedAtOnceOnANewLedgerFileAllSucceed() throws {
+        // Several processes' first open of one new file race to create its tables.
+        for round in 0..<20 {
+            let path = try temporaryDirectory().appendingPathComponent("ledger.sqlite").path
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 6) { _ in
+                do { _ = try SQLiteLedgerStore(path: path, durability: .off) } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
+        }
     }
 
     @Test func masterKeyFileIsCreatedPrivateAndReused() throws {
