@@ -62,26 +62,55 @@ public final class Bank: Sendable {
         self.policy = policy
         self.random = random
         guard firstSerial <= UInt64(Int64.max) else { throw .serialsExhausted }
+        let check = KeyDerivation.masterKeyCheck(master: master)
+        // A ledger already set up for this bank and key needs no write (and
+        // waits for no writer); a new one is set up, and one from before the
+        // key's check value was kept takes this key's.
+        let ready = try Self.run {
+            try store.read { tx in
+                try Self.recognise(tx, bankID: bankID, check: check)
+            }
+        }
+        guard !ready else { return }
         try Self.run {
             try store.write { tx in
-                if let stored = try tx.bankID() {
-                    guard stored == bankID else { throw BankError.ledgerBankMismatch(stored: stored, expected: bankID) }
-                } else {
+                if try Self.recognise(tx, bankID: bankID, check: check) { return }
+                if try tx.bankID() == nil {
                     try tx.initialize(bankID: bankID, firstSerial: firstSerial, firstAccount: firstAccount)
                 }
+                try tx.setMasterKeyCheck(check)
             }
         }
     }
 
+    /// Whether the ledger is set up for `bankID` and the key whose check value
+    /// is `check`; false if it is not set up yet or has no check value.
+    /// Throws if it belongs to another bank or another key.
+    private static func recognise(_ tx: any LedgerTransaction, bankID: UInt32, check: UInt64) throws -> Bool {
+        guard let stored = try tx.bankID() else { return false }
+        guard stored == bankID else { throw BankError.ledgerBankMismatch(stored: stored, expected: bankID) }
+        guard let storedCheck = try tx.masterKeyCheck() else { return false }
+        guard storedCheck == check else { throw BankError.masterKeyMismatch }
+        return true
+    }
+
     /// The usual set-up: a durable SQLite ledger at `ledgerPath` and the master
-    /// key file at `masterKeyPath` (created on first use).
+    /// key file at `masterKeyPath`, created with a new ledger. For a ledger that
+    /// exists, the key must be there already and be the ledger's own.
     public static func open(
         ledgerPath: String, masterKeyPath: String, bankID: UInt32, policy: BankPolicy = BankPolicy(),
         durability: SQLiteLedgerStore.Durability = .full, random: any RandomSource = SystemRandom(),
         firstSerial: UInt64 = 1, firstAccount: UInt64 = 1
     ) throws(BankError) -> Bank {
-        let master = try MasterKeyFile.loadOrCreate(path: masterKeyPath)
         let store = try run { try SQLiteLedgerStore(path: ledgerPath, durability: durability) }
+        let exists = try run { try store.read { try $0.bankID() } } != nil
+        let master: SecretKey
+        if exists {
+            guard let key = try MasterKeyFile.load(path: masterKeyPath) else { throw .masterKeyMissing(path: masterKeyPath) }
+            master = key
+        } else {
+            master = try MasterKeyFile.loadOrCreate(path: masterKeyPath)
+        }
         return try Bank(store: store, master: master, bankID: bankID, policy: policy, random: random,
                         firstSerial: firstSerial, firstAccount: firstAccount)
     }

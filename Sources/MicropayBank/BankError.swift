@@ -55,6 +55,12 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
     case masterKeyTooOpen(path: String, mode: UInt32)
     case masterKeyCorrupt(path: String, length: Int)
     case masterKeyIO(path: String, errno: Int32)
+    /// The master key is not the one the ledger was created with: every key
+    /// the bank derives from it would differ from those it handed out.
+    case masterKeyMismatch
+    /// The ledger exists but its master key file does not: a new key would
+    /// not match it, so none is created.
+    case masterKeyMissing(path: String)
     /// The ledger was created for another bank id.
     case ledgerBankMismatch(stored: UInt32, expected: UInt32)
     /// The storage backend failed; the transaction was rolled back.
@@ -102,6 +108,8 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
         case .masterKeyTooOpen(let p, let m): "\(p) has mode \(String(m, radix: 8)); must not be group/other accessible"
         case .masterKeyCorrupt(let p, let n): "\(p) holds \(n) bytes, not 32"
         case .masterKeyIO(let p, let e): "\(p): errno \(e)"
+        case .masterKeyMismatch: "the master key is not the one this ledger was created with"
+        case .masterKeyMissing(let p): "\(p): no master key for this existing ledger (restore it; a new one would not match)"
         case .ledgerBankMismatch(let s, let e): "ledger belongs to bank \(s), not \(e)"
         case .storage(let s): "storage: \(s)"
         }

@@ -160,6 +160,10 @@ public protocol LedgerTransaction {
     // Ledger identity and counters.
     func bankID() throws -> UInt32?
     func initialize(bankID: UInt32, firstSerial: UInt64, firstAccount: UInt64) throws
+    /// The check value of the master key the ledger belongs to
+    /// (`KeyDerivation.masterKeyCheck`); nil in a ledger written before it was kept.
+    func masterKeyCheck() throws -> UInt64?
+    func setMasterKeyCheck(_ check: UInt64) throws
     /// Returns the next serial and advances the counter durably.
     func allocateSerial() throws -> UInt64
     /// The next number `allocateAccount` would consider.

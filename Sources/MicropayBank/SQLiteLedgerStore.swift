@@ -188,6 +188,9 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
         try setMeta("circulation", 0)
     }
 
+    func masterKeyCheck() throws -> UInt64? { try meta("master_key_check").map(id) }
+    func setMasterKeyCheck(_ check: UInt64) throws { try setMeta("master_key_check", id(check)) }
+
     func allocateSerial() throws -> UInt64 {
         guard let raw = try meta("next_serial") else { throw BankError.storage("ledger not initialised") }
         let serial = id(raw)

@@ -52,7 +52,10 @@ struct BankInit: ParsableCommand {
         discussion: """
             Creates --dir if needed, master.key (32 random bytes, mode 0600) and
             ledger.db for bank id --bank-id. Running it again on the same folder with
-            the same id changes nothing; another id is refused (exit 65).
+            the same id changes nothing; another id is refused (exit 65). The ledger
+            keeps a check value of its master key: an existing ledger whose
+            master.key is missing is refused (exit 66) rather than given a new
+            key, and one whose master.key was replaced is refused (exit 65).
 
             Example:
               micropay bank init --dir bank --bank-id 7

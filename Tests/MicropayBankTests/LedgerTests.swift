@@ -48,6 +48,42 @@ struct LedgerTests {
         #expect(policy.maxLimit < UInt64(Int64.max) / 1_000_000)
     }
 
+    @Test func ledgerRefusesAnotherOrAMissingMasterKey() throws {
+        let dir = try temporaryDirectory()
+        let ledger = dir.appendingPathComponent("ledger.sqlite").path
+        let keyPath = dir.appendingPathComponent("master.key").path
+        let customerKey: SecretKey
+        do {
+            let bank = try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, durability: .off)
+            let customer = try bank.openCustomer()
+            try bank.fund(customer: customer.number, amount: 500)
+            customerKey = customer.key
+        }
+        let original = try #require(try MasterKeyFile.load(path: keyPath))
+        // The key file moved away: refused, and no new key is made for the old ledger.
+        let aside = dir.appendingPathComponent("aside.key").path
+        try FileManager.default.moveItem(atPath: keyPath, toPath: aside)
+        #expect(throws: BankError.masterKeyMissing(path: keyPath)) {
+            try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, durability: .off)
+        }
+        #expect(!FileManager.default.fileExists(atPath: keyPath))
+        // Another key in its place: refused, through `open` and through `init` alike.
+        let other = try MasterKeyFile.loadOrCreate(path: keyPath)
+        #expect(other != original)
+        #expect(throws: BankError.masterKeyMismatch) {
+            try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, durability: .off)
+        }
+        #expect(throws: BankError.masterKeyMismatch) {
+            try Bank(store: SQLiteLedgerStore(path: ledger, durability: .off), master: other, bankID: 9)
+        }
+        // The right key back: everything as it was.
+        try FileManager.default.removeItem(atPath: keyPath)
+        try FileManager.default.moveItem(atPath: aside, toPath: keyPath)
+        let bank = try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, durability: .off)
+        #expect(try bank.accountKey(1) == customerKey)
+        #expect(try bank.balance(of: 1) == 500)
+    }
+
     @Test func storesOpenedAtOnceOnANewLedgerFileAllSucceed() throws {
         // Several processes' first open of one new file race to create its tables.
         for round in 0..<20 {
@@ -60,6 +96,26 @@ struct LedgerTests {
             }
             #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
         }
+    }
+
+    @Test func ledgerWithoutAKeyCheckTakesTheFirstKeyItIsOpenedWith() throws {
+        // A ledger written before the check value was kept: set up by hand, as that code did.
+        let dir = try temporaryDirectory()
+        let store = try SQLiteLedgerStore(path: dir.appendingPathComponent("ledger.sqlite").path, durability: .off)
+        try store.write { try $0.initialize(bankID: 9, firstSerial: 1, firstAccount: 1) }
+        #expect(try store.read { try $0.masterKeyCheck() } == nil)
+        let key = SecretKey.random()
+        _ = try Bank(store: store, master: key, bankID: 9)
+        #expect(try store.read { try $0.masterKeyCheck() } == KeyDerivation.masterKeyCheck(master: key))
+        _ = try Bank(store: store, master: key, bankID: 9)
+        #expect(throws: BankError.masterKeyMismatch) { try Bank(store: store, master: .random(), bankID: 9) }
+    }
+
+    @Test func masterKeyCheckIsHMACOfItsLabel() throws {
+        // Through the general HMAC (any key length), not the fixed-label subkey path it uses.
+        let key = SecretKey.random()
+        let mac = key.withUnsafeBytes { HMAC.authenticate(Array("MPKC".utf8), key: Array($0)) }
+        #expect(KeyDerivation.masterKeyCheck(master: key) == mac.bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
     }
 
     @Test func masterKeyFileIsCreatedPrivateAndReused() throws {

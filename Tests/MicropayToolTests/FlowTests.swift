@@ -99,7 +99,7 @@ struct FlowTests {
         #expect([UInt8](FileManager.default.contents(atPath: "\(dir)/song.out") ?? Data()) == content)
     }
 
-    @Test("refusals: a bank that does not exist, overspending, a wallet without an account")
+    @Test("refusals: a bank that does not exist, overspending, a wallet without an account, a lost or replaced master key")
     func refusals() throws {
         #expect(try micropay(["bank", "audit", "--dir", "nobank"], in: dir).status == 66)
         _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
@@ -111,6 +111,16 @@ struct FlowTests {
                                     "--limit", "10", "--out", "r"], in: dir)
         #expect(request.status == 64)
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/w.db"))
+        // The ledger's master key gone: init makes no new one, and nothing opens it.
+        try FileManager.default.moveItem(atPath: "\(dir)/bank/master.key", toPath: "\(dir)/master.aside")
+        #expect(try micropay(["bank", "init", "--dir", "bank", "--bank-id", "9"], in: dir).status == 66)
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/bank/master.key"))
+        // Another key in its place: refused.
+        _ = try run(["bank", "init", "--dir", "other", "--bank-id", "9"])
+        try FileManager.default.copyItem(atPath: "\(dir)/other/master.key", toPath: "\(dir)/bank/master.key")
+        let replaced = try micropay(["bank", "audit", "--dir", "bank"], in: dir)
+        #expect(replaced.status == 65)
+        #expect(replaced.stderr.contains("not the one this ledger was created with"))
     }
 
     @Test("every command has --help with an example")

@@ -18,6 +18,16 @@ public enum KeyDerivation {
         }
     }
 
+    /// The master key's check value: the first 8 bytes of HMAC(master, "MPKC"),
+    /// big-endian. The ledger keeps it to recognise the key it was created
+    /// with; like any MAC of a constant, it gives nothing of the key away.
+    public static func masterKeyCheck(master: SecretKey) -> UInt64 {
+        Engine.ensureInitialized()
+        return master.subkey(label: "MPKC").withUnsafeBytes { bytes in
+            bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        }
+    }
+
     /// K_CM = HMAC(master, "MPS1" || u32 bank_id || u64 serial): a ticket's session key.
     public static func sessionKey(master: SecretKey, bankID: UInt32, serial: UInt64) -> SecretKey {
         Engine.ensureInitialized()

@@ -206,7 +206,7 @@ func parseHex16(_ text: String, option: String) throws -> Bytes16 {
 func toolError(_ error: BankError, _ context: String = "bank") -> ToolError {
     switch error {
     case .storage: ToolError(.ioError, "\(context): \(error)")
-    case .masterKeyIO: ToolError(.noInput, "\(context): master key: \(error)")
+    case .masterKeyIO, .masterKeyMissing: ToolError(.noInput, "\(context): master key: \(error)")
     default: ToolError(.dataError, "\(context): \(error)")
     }
 }
