@@ -314,65 +314,135 @@ public final class Bank: Sendable {
     /// admission: an unauthenticated Deposit learns nothing about stored Receipts.
     /// A claim on a disputed ticket gets `expired`, like one on a refunded
     /// ticket: §9.4 freezes that escrow, so nothing more is paid from it.
+    ///
+    /// The claims are judged first in a read transaction, which holds no lock:
+    /// a chain claim can walk 65 536 hashes, and a Deposit of many such claims
+    /// must not stall every other operation of the bank. The write transaction
+    /// then commits that judgement if none of the tickets it read has changed
+    /// since, and judges again under its lock if one has.
     public func settle(deposit bytes: [UInt8], now: UInt64) throws(BankError) -> Receipt {
         guard bytes.count >= Deposit.minimumByteCount, bytes[0] == WireKind.deposit.rawValue else {
             throw Self.malformedDeposit(bytes)
         }
         let merchant = Self.u64(bytes, at: 16)
+        let planned = try Self.run {
+            try store.read { tx -> Settlement in
+                switch try admit(bytes, merchant: merchant, tx: tx) {
+                case .answered(let receipt): return .answered(receipt)
+                case .new(let deposit, _, _):
+                    return .judged(try judge(deposit, merchant: merchant, now: now, tx: tx))
+                }
+            }
+        }
+        if case .answered(let receipt) = planned { return receipt }
         return try Self.run {
             try store.write { tx -> Receipt in
-                // 1. An open merchant of this bank.
-                guard let account = try tx.account(merchant), account.role == .merchant else {
-                    throw BankError.unknownMerchant(merchant)
+                let (deposit, sha, merchantMAC): (Deposit, Bytes32, MACKey)
+                switch try admit(bytes, merchant: merchant, tx: tx) {
+                case .answered(let receipt): return receipt  // settled meanwhile by another call
+                case .new(let d, let h, let m): (deposit, sha, merchantMAC) = (d, h, m)
                 }
-                // 2. The tag, over the raw bytes: it is checked before the layout.
-                let merchantMAC = MACKey(macOf: merchantKey(merchant))
-                let tagOffset = bytes.count - 16
-                let tagValid = bytes.withUnsafeBytes { raw in
-                    merchantMAC.verify(label: .deposit, UnsafeRawBufferPointer(rebasing: raw[..<tagOffset]),
-                                       tag: Bytes16(raw[tagOffset...]) ?? Bytes16())
+                let judgement: Judgement
+                if case .judged(let earlier) = planned, try earlier.stillHolds(tx) {
+                    judgement = earlier
+                } else {
+                    judgement = try judge(deposit, merchant: merchant, now: now, tx: tx)
                 }
-                guard tagValid else { throw BankError.badDepositTag }
-                // 3. Our bank.
-                let headerBank = UInt32(truncatingIfNeeded: Self.u64(bytes, at: 0) & 0xFFFF_FFFF)
-                guard headerBank == bankID else { throw BankError.wrongBank(headerBank) }
-                // 4. and 5. The zero field, then the claims' layout.
-                if let offset = (28..<32).first(where: { bytes[$0] != 0 }) {
-                    throw BankError.malformed(.nonZeroField(.deposit, offset: offset))
-                }
-                let deposit: Deposit
-                do throws(MicropayError) { deposit = try Deposit(decoding: bytes) } catch { throw BankError.malformed(error) }
-
-                let sha = Engine.sha256(bytes)
-                if let stored = try tx.storedReceipt(merchant: merchant, batchID: deposit.batchID) {
-                    guard stored.depositSHA256 == sha else {
-                        throw BankError.batchReused(merchant: merchant, batchID: deposit.batchID)
-                    }
-                    return try Receipt(decoding: stored.receipt)
-                }
-
-                var judge = ClaimJudge(bank: self, merchant: merchant, now: now, tx: tx)
-                var codes: [Verdict] = []
-                codes.reserveCapacity(deposit.claims.count)
-                var credited: UInt64 = 0
-                for claim in deposit.claims {
-                    let (code, credit) = try judge.judge(claim)
-                    codes.append(code)
-                    guard credit > 0 else { continue }
-                    let (sum, overflow) = credited.addingReportingOverflow(credit)
-                    guard !overflow else { throw BankError.amountOverflow }
-                    credited = sum
-                    try tx.post(JournalEntry(debit: .escrow(serial: claim.serial), credit: .merchant(merchant),
+                for (serial, credit) in judgement.credits {
+                    try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .merchant(merchant),
                                              amount: credit, kind: .settle,
-                                             reference: "batch \(deposit.batchID) serial \(claim.serial)"))
+                                             reference: "batch \(deposit.batchID) serial \(serial)"))
                 }
-                for ticket in judge.changed.values { try tx.updateTicket(ticket) }
-                let receipt = Receipt.make(answering: deposit, codes: codes, credited: credited, merchantMAC: merchantMAC)
+                for ticket in judgement.changed.values { try tx.updateTicket(ticket) }
+                let receipt = Receipt.make(answering: deposit, codes: judgement.codes, credited: judgement.credited,
+                                           merchantMAC: merchantMAC)
                 try tx.insertReceipt(StoredReceipt(merchant: merchant, batchID: deposit.batchID, depositSHA256: sha,
-                                                   receipt: receipt.bytes, credited: credited))
+                                                   receipt: receipt.bytes, credited: judgement.credited))
                 return receipt
             }
         }
+    }
+
+    private enum Admission {
+        /// The merchant already has this Deposit's Receipt.
+        case answered(Receipt)
+        case new(Deposit, sha256: Bytes32, merchantMAC: MACKey)
+    }
+
+    private enum Settlement {
+        case answered(Receipt)
+        case judged(Judgement)
+    }
+
+    /// §9.2's admission of a Deposit, in its order, and the lookup of a
+    /// Receipt already given for it.
+    private func admit(_ bytes: [UInt8], merchant: UInt64, tx: any LedgerTransaction) throws -> Admission {
+        // 1. An open merchant of this bank.
+        guard let account = try tx.account(merchant), account.role == .merchant else {
+            throw BankError.unknownMerchant(merchant)
+        }
+        // 2. The tag, over the raw bytes: it is checked before the layout.
+        let merchantMAC = MACKey(macOf: merchantKey(merchant))
+        let tagOffset = bytes.count - 16
+        let tagValid = bytes.withUnsafeBytes { raw in
+            merchantMAC.verify(label: .deposit, UnsafeRawBufferPointer(rebasing: raw[..<tagOffset]),
+                               tag: Bytes16(raw[tagOffset...]) ?? Bytes16())
+        }
+        guard tagValid else { throw BankError.badDepositTag }
+        // 3. Our bank.
+        let headerBank = UInt32(truncatingIfNeeded: Self.u64(bytes, at: 0) & 0xFFFF_FFFF)
+        guard headerBank == bankID else { throw BankError.wrongBank(headerBank) }
+        // 4. and 5. The zero field, then the claims' layout.
+        if let offset = (28..<32).first(where: { bytes[$0] != 0 }) {
+            throw BankError.malformed(.nonZeroField(.deposit, offset: offset))
+        }
+        let deposit: Deposit
+        do throws(MicropayError) { deposit = try Deposit(decoding: bytes) } catch { throw BankError.malformed(error) }
+
+        let sha = Engine.sha256(bytes)
+        if let stored = try tx.storedReceipt(merchant: merchant, batchID: deposit.batchID) {
+            guard stored.depositSHA256 == sha else {
+                throw BankError.batchReused(merchant: merchant, batchID: deposit.batchID)
+            }
+            return .answered(try Receipt(decoding: stored.receipt))
+        }
+        return .new(deposit, sha256: sha, merchantMAC: merchantMAC)
+    }
+
+    /// A Deposit's claims judged on the ledger as one transaction saw it.
+    private struct Judgement {
+        var codes: [Verdict] = []
+        /// Each accepted claim's credit, in claim order.
+        var credits: [(serial: UInt64, credit: UInt64)] = []
+        var credited: UInt64 = 0
+        /// Tickets whose settled position or state the claims changed.
+        var changed: [UInt64: TicketRecord] = [:]
+        /// Every ticket the judging read, as it read it (nil: no such serial).
+        var read: [UInt64: TicketRecord?] = [:]
+
+        /// Whether `tx` still holds every ticket as the judging read it.
+        func stillHolds(_ tx: any LedgerTransaction) throws -> Bool {
+            for (serial, record) in read where try tx.ticket(serial) != record { return false }
+            return true
+        }
+    }
+
+    private func judge(_ deposit: Deposit, merchant: UInt64, now: UInt64, tx: any LedgerTransaction) throws -> Judgement {
+        var judge = ClaimJudge(bank: self, merchant: merchant, now: now, tx: tx)
+        var judgement = Judgement()
+        judgement.codes.reserveCapacity(deposit.claims.count)
+        for claim in deposit.claims {
+            let (code, credit) = try judge.judge(claim)
+            judgement.codes.append(code)
+            guard credit > 0 else { continue }
+            let (sum, overflow) = judgement.credited.addingReportingOverflow(credit)
+            guard !overflow else { throw BankError.amountOverflow }
+            judgement.credited = sum
+            judgement.credits.append((claim.serial, credit))
+        }
+        judgement.changed = judge.changed
+        judgement.read = judge.read
+        return judgement
     }
 
     /// The verdicts of §9.3, each claim seeing what the earlier ones settled.
@@ -383,6 +453,8 @@ public final class Bank: Sendable {
         let tx: any LedgerTransaction
         /// Tickets whose settled position or state this Deposit changed.
         var changed: [UInt64: TicketRecord] = [:]
+        /// Every ticket read from `tx`, as read (nil: no such serial).
+        var read: [UInt64: TicketRecord?] = [:]
 
         init(bank: Bank, merchant: UInt64, now: UInt64, tx: any LedgerTransaction) {
             self.bank = bank
@@ -391,9 +463,17 @@ public final class Bank: Sendable {
             self.tx = tx
         }
 
+        /// The ticket as the ledger holds it, read once.
+        mutating func stored(_ serial: UInt64) throws -> TicketRecord? {
+            if let record = read[serial] { return record }
+            let record = try tx.ticket(serial)
+            read[serial] = .some(record)
+            return record
+        }
+
         mutating func judge(_ claim: Deposit.Claim) throws -> (Verdict, UInt64) {
             guard claim.bankID == bank.bankID,
-                  var ticket = try changed[claim.serial] ?? tx.ticket(claim.serial),
+                  var ticket = try changed[claim.serial] ?? stored(claim.serial),
                   ticket.merchant == merchant else { return (.unknownTicket, 0) }
             // Past expires + grace (saturating: no overflow), or closed: refunded, or frozen by a dispute.
             let (deadline, overflow) = ticket.expires.addingReportingOverflow(bank.policy.grace)

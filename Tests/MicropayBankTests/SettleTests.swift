@@ -12,8 +12,9 @@ struct SettleFixture {
     let seed = Bytes32(hex: String(repeating: "42", count: 32))!
     let serial: UInt64
 
-    init() throws {
-        bank = try makeBank(firstSerial: 500)
+    init(bank: Bank? = nil) throws {
+        self.bank = try bank ?? makeBank(firstSerial: 500)
+        let bank = self.bank
         let customer = try bank.openCustomer(number: 1001)
         let merchant = try bank.openMerchant(number: 2002)
         _ = try bank.openCustomer(number: 1002)
@@ -51,6 +52,26 @@ struct DepositRefusal: Sendable, CustomTestStringConvertible {
         self.build = build
     }
     var testDescription: String { name }
+}
+
+/// A store that runs `interference` once, just before its first write
+/// transaction: what another process can do between the moment a Deposit's
+/// claims are judged and the moment the judgement commits.
+final class InterferingStore: LedgerStore, @unchecked Sendable {
+    let inner: SQLiteLedgerStore
+    var interference: (() throws -> Void)?
+
+    init(inner: SQLiteLedgerStore) { self.inner = inner }
+
+    func read<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T { try inner.read(body) }
+
+    func write<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T {
+        if let interference {
+            self.interference = nil
+            try interference()
+        }
+        return try inner.write(body)
+    }
 }
 
 @Suite("Settlement (§9)")
@@ -125,6 +146,34 @@ struct SettleTests {
         #expect(receipt.codes == [.accepted, .replay, .replay, .badChainWord, .overLimit, .accepted, .unknownTicket])
         #expect(receipt.credited == 50)
         #expect(try f.bank.ticket(serial: f.serial)?.settledAmount == 50)
+    }
+
+    @Test func claimsJudgedBeforeAnotherSettlementOfTheirTicketAreJudgedAgain() throws {
+        // Two banks over one ledger file, as two processes: the claims of a
+        // Deposit are judged outside the write lock, so another settlement
+        // can land in between. If it touched a ticket the judging read, the
+        // claims are judged again under the lock.
+        let path = try temporaryDirectory().appendingPathComponent("ledger.sqlite").path
+        let master = SecretKey.random()
+        let other = try Bank(store: SQLiteLedgerStore(path: path, durability: .off), master: master, bankID: 7, firstSerial: 500)
+        let f = try SettleFixture(bank: other)
+        let store = InterferingStore(inner: try SQLiteLedgerStore(path: path, durability: .off))
+        let bank = try Bank(store: store, master: master, bankID: 7)
+
+        store.interference = { _ = try other.settle(deposit: f.deposit(batch: 1, [f.word(7)]), now: 1_800_000_100) }
+        let receipt = try bank.settle(deposit: f.deposit(batch: 2, [f.word(5)]), now: 1_800_000_100)
+        #expect(receipt.codes == [.replay], "index 5 after 7 was settled: nothing more to pay")
+        #expect(receipt.credited == 0)
+        #expect(try other.ticket(serial: f.serial)?.settledAmount == 35)
+        #expect(try other.balance(of: 2002) == 35)
+
+        // Something else in between, on no ticket the claims read: the judgement stands.
+        store.interference = { try other.fund(customer: 1002, amount: 7) }
+        #expect(try bank.settle(deposit: f.deposit(batch: 3, [f.word(9)]), now: 1_800_000_100).codes == [.accepted])
+        #expect(try other.balance(of: 2002) == 45)
+        #expect(try other.balance(of: 1002) == 7)
+        let audit = try other.audit()
+        #expect(audit.isConsistent, "\(audit.problems)")
     }
 
     @Test func ticketExpiringAtTheLedgersLastSecondIsRefunded() throws {
