@@ -145,8 +145,11 @@ extension Merchant {
         Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
-    /// All cores by default: the shards of the batch verifier run one per thread.
-    public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+    /// All cores by default, up to the verifier's 256: the shards of the
+    /// batch verifier run one per thread.
+    public static var defaultThreads: Int {
+        min(ProcessInfo.processInfo.activeProcessorCount, BatchVerifier.maxThreads)
+    }
 
     /// The batch verifier's table for `threads` shards and the pinned
     /// kernel: the one in memory if it fits, else one built from it or from

@@ -108,7 +108,9 @@ struct MerchantVerify: ParsableCommand {
     var threads: Int = Merchant.defaultThreads
 
     func validate() throws {
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        guard (1...BatchVerifier.maxThreads).contains(threads) else {
+            throw ValidationError("--threads must be between 1 and \(BatchVerifier.maxThreads)")
+        }
     }
 
     func run() throws {

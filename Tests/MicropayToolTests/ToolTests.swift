@@ -203,6 +203,9 @@ struct VerifyTests {
         write(vectors.batch, to: "\(dir)/batch.mpb")
         #expect(try micropay(["merchant", "verify", "batch.mpb"] + identity + ["--threads", "0"], in: dir).status == 64)
         #expect(try micropay(["merchant", "verify", "batch.mpb"] + identity + ["--threads", "2"], in: dir).status == 0)
+        // The engine's table takes up to 256 shards (the cap on the default, every core, too).
+        #expect(try micropay(["merchant", "verify", "batch.mpb"] + identity + ["--threads", "256"], in: dir).status == 0)
+        #expect(try micropay(["merchant", "verify", "batch.mpb"] + identity + ["--threads", "257"], in: dir).status == 64)
     }
 
     @Test("gen batch, then merchant verify: exactly the counts in F.json")

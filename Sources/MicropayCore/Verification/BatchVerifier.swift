@@ -30,13 +30,15 @@ public final class BatchVerifier: @unchecked Sendable {
     /// each shard scanned the file itself). With the shared scan, 8 k, 16 k
     /// and 32 k came within 7 % of each other, the host's noise (7 runs).
     public static let defaultWindowRecords = 1 << 14
+    /// The most shards (threads) a table takes: the engine's limit.
+    public static let maxThreads = 256
     private let handle: OpaquePointer
 
     /// `kernel` pins the lane kernel (tests, benchmarks); nil follows the active one.
     public init(bankID: UInt32, merchant: UInt64, merchantKey: SecretKey, threads: Int,
                 windowRecords: Int = BatchVerifier.defaultWindowRecords,
                 kernel: Engine.LaneKernel? = nil) throws(MicropayError) {
-        precondition(threads >= 1 && windowRecords >= 1)
+        precondition((1...Self.maxThreads).contains(threads) && windowRecords >= 1)
         Engine.ensureInitialized()
         self.bankID = bankID
         self.merchant = merchant
