@@ -543,6 +543,39 @@ public final class Bank: Sendable {
         }
     }
 
+    // MARK: - Disputes (§9.4)
+
+    /// The operator's ruling on a disputed ticket, whose escrow §9.4 freezes
+    /// until then: `payMerchant` of it goes to the ticket's merchant, the
+    /// rest back to its customer, and the ticket is closed. In one
+    /// transaction, as journal lines of kind `ruling`. Returns the amounts
+    /// paid to the merchant and to the customer.
+    public func resolveDispute(serial: UInt64, payMerchant: UInt64) throws(BankError) -> (merchant: UInt64, customer: UInt64) {
+        try Self.run {
+            try store.write { tx in
+                guard var ticket = try tx.ticket(serial) else { throw BankError.unknownTicket(serial) }
+                guard ticket.state == .disputed else { throw BankError.notDisputed(serial) }
+                let escrow = ticket.escrow
+                guard payMerchant <= escrow else { throw BankError.rulingAboveEscrow(amount: payMerchant, escrow: escrow) }
+                let toCustomer = escrow - payMerchant
+                let reference = "ruling serial \(serial)"
+                if payMerchant > 0 {
+                    try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .merchant(ticket.merchant),
+                                             amount: payMerchant, kind: .ruling, reference: reference))
+                }
+                if toCustomer > 0 {
+                    try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .customer(ticket.customer),
+                                             amount: toCustomer, kind: .ruling, reference: reference))
+                }
+                // settled ≤ limit holds: payMerchant ≤ escrow = limit − settled.
+                ticket.settledAmount += payMerchant
+                ticket.state = .refunded
+                try tx.updateTicket(ticket)
+                return (payMerchant, toCustomer)
+            }
+        }
+    }
+
     // MARK: - Audit (§9.7)
 
     /// Checks, in one read transaction: Σ customer balances + Σ open and

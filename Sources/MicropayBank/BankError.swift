@@ -36,6 +36,13 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The merchant already has a Receipt for this batch id, for other Deposit bytes.
     case batchReused(merchant: UInt64, batchID: UInt64)
 
+    // MARK: disputes (§9.4)
+    case unknownTicket(UInt64)
+    /// A ruling for a ticket that is not disputed.
+    case notDisputed(UInt64)
+    /// A ruling pays the merchant more than the ticket's escrow holds.
+    case rulingAboveEscrow(amount: UInt64, escrow: UInt64)
+
     // MARK: accounts and amounts
     case accountExists(UInt64)
     case unknownAccount(UInt64)
@@ -97,6 +104,9 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
         case .insufficientFunds(let a, let b, let n): "account \(a) holds \(b), needs \(n)"
         case .badDepositTag: "deposit tag is wrong"
         case .batchReused(let m, let b): "merchant \(m) already used batch id \(b) for another deposit"
+        case .unknownTicket(let s): "no ticket \(s)"
+        case .notDisputed(let s): "ticket \(s) is not disputed"
+        case .rulingAboveEscrow(let a, let e): "the ruling pays \(a) from an escrow of \(e)"
         case .accountExists(let a): "account \(a) already exists"
         case .unknownAccount(let a): "no account \(a)"
         case .wrongRole(let a, let r): "account \(a) is not a \(r) account"

@@ -51,6 +51,8 @@ public enum MovementKind: String, Sendable {
     case settle
     /// escrow → customer (expired ticket closed)
     case refund
+    /// escrow → merchant and customer (the operator's ruling on a dispute, §9.4)
+    case ruling
 }
 
 /// One line of the append-only double-entry journal: `amount` leaves `debit`
@@ -84,7 +86,8 @@ public enum TicketState: String, Sendable, Equatable {
     case open
     /// A claim had a right `tag` and a wrong `bank_tag` (§9.4): escrow frozen.
     case disputed
-    /// Closed by refundExpired: the remainder went back to the customer.
+    /// Closed: by refundExpired, the remainder back to the customer; or by
+    /// the operator's ruling on a dispute, between merchant and customer.
     case refunded
 }
 

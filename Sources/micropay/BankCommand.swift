@@ -13,7 +13,7 @@ struct BankCommand: ParsableCommand {
             micro-units of currency.
             """,
         subcommands: [BankInit.self, BankOpenAccount.self, BankFund.self, BankWithdraw.self, BankIssue.self,
-                      BankSettle.self, BankRefundExpired.self, BankBalance.self, BankAudit.self]
+                      BankSettle.self, BankRefundExpired.self, BankResolveDispute.self, BankBalance.self, BankAudit.self]
     )
 }
 
@@ -275,6 +275,37 @@ struct BankRefundExpired: ParsableCommand {
             let refunded = try bankCall { () throws(BankError) in try bank.refundExpired(now: now ?? currentTime()) }
             let total = refunded.values.reduce(0, +)
             print("closed \(refunded.count) tickets, refunded \(money(total))")
+        }
+    }
+}
+
+struct BankResolveDispute: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve-dispute",
+        abstract: "Rule on a disputed ticket (§9.4): pay the merchant part of its escrow, refund the rest, close it.",
+        discussion: """
+            A claim with a right tag and a wrong bank_tag freezes its ticket's
+            escrow (the audit lists it). Once the operator has found out who
+            cheated, this pays --pay-merchant of the escrow to the ticket's
+            merchant and the rest back to its customer, and closes the ticket.
+            Prints both amounts. A ticket that is not disputed is refused (exit 65).
+
+            Example:
+              micropay bank resolve-dispute --dir bank --serial 46 --pay-merchant 0
+            """
+    )
+
+    @OptionGroup var location: BankLocation
+    @Option(help: "The disputed ticket's serial.")
+    var serial: UInt64
+    @Option(name: .customLong("pay-merchant"), help: "What the merchant gets from the escrow, in µ (the customer gets the rest).")
+    var payMerchant: UInt64
+
+    func run() throws {
+        try reportingErrors {
+            let bank = try location.open()
+            let paid = try bankCall { () throws(BankError) in try bank.resolveDispute(serial: serial, payMerchant: payMerchant) }
+            print("ticket \(serial) closed: \(money(paid.merchant)) to the merchant, \(money(paid.customer)) to the customer")
         }
     }
 }

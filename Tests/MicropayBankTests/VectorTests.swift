@@ -164,5 +164,25 @@ struct VectorTests {
         #expect(audit.funded == 2_000_000 && audit.withdrawn == 0)
         #expect(try bank.ticket(serial: 46)?.state == .disputed)
         #expect(try bank.ticket(serial: 43)?.state == .refunded)
+
+        // The operator's ruling on 46 (§9.4): 20000 of its 50000 to the merchant, the rest back.
+        let merchantBefore = try bank.balance(of: merchant.number), customerBefore = try bank.balance(of: customer.number)
+        #expect(throws: BankError.notDisputed(43)) { try bank.resolveDispute(serial: 43, payMerchant: 0) }
+        #expect(throws: BankError.unknownTicket(999)) { try bank.resolveDispute(serial: 999, payMerchant: 0) }
+        #expect(throws: BankError.rulingAboveEscrow(amount: 50001, escrow: 50000)) {
+            try bank.resolveDispute(serial: 46, payMerchant: 50001)
+        }
+        #expect(try bank.audit() == audit, "a refused ruling changes nothing")
+        let paid = try bank.resolveDispute(serial: 46, payMerchant: 20000)
+        #expect(paid.merchant == 20000 && paid.customer == 30000)
+        #expect(try bank.balance(of: merchant.number) == merchantBefore + 20000)
+        #expect(try bank.balance(of: customer.number) == customerBefore + 30000)
+        #expect(try bank.ticket(serial: 46)?.state == .refunded)
+        #expect(try bank.ticket(serial: 46)?.settledAmount == 20000)
+        #expect(throws: BankError.notDisputed(46)) { try bank.resolveDispute(serial: 46, payMerchant: 0) }
+        let ruled = try bank.audit()
+        #expect(ruled.isConsistent, "\(ruled.problems)")
+        #expect(ruled.disputed.isEmpty && ruled.escrowTotal == 1, "only 44 still open")
+        #expect(try bank.receipts(merchant: merchant.number).map(\.credited).reduce(0, +) == total, "a ruling is no Receipt")
     }
 }

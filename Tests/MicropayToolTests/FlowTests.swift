@@ -125,7 +125,7 @@ struct FlowTests {
 
     @Test("every command has --help with an example")
     func help() throws {
-        let commands = [["demo"], ["bank", "init"], ["bank", "open-account"], ["bank", "fund"], ["bank", "withdraw"],
+        let commands = [["demo"], ["bank", "init"], ["bank", "resolve-dispute"], ["bank", "open-account"], ["bank", "fund"], ["bank", "withdraw"],
                         ["bank", "issue"], ["bank", "settle"], ["bank", "refund-expired"], ["bank", "balance"], ["bank", "audit"],
                         ["customer", "request"], ["customer", "accept"], ["customer", "pay"], ["customer", "open-goods"],
                         ["merchant", "verify"], ["merchant", "deposit"], ["merchant", "apply-receipt"], ["merchant", "seal-goods"],
