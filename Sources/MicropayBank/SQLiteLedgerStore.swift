@@ -245,31 +245,51 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     func circulation() throws -> UInt64 { try amount(try meta("circulation") ?? 0) }
     func setCirculation(_ value: UInt64) throws { try setMeta("circulation", try amount(value)) }
 
-    func journalNet() throws -> [LedgerAccount: Int64] {
-        var net: [LedgerAccount: Int64] = [:]
+    // The journal's sums run over its whole life: a ledger that has moved
+    // more than Int64.max in all (each amount ≤ Int64.max) would overflow
+    // SQLite's SUM, and the audit would fail for good. So each sum is taken
+    // as two, of the amounts' high and low 32 bits (each exact below 2^31
+    // lines), and put together here in UInt64, overflow-checked.
+
+    /// Σ amount of the lines `filter` selects, grouped by `group` (an SQL
+    /// expression over the journal's columns, or a constant).
+    private func sums(group: String, filter: String = "1", arguments: StatementArguments = []) throws -> [String: UInt64] {
+        var result: [String: UInt64] = [:]
         let rows = try fetchRows(sql: """
-            SELECT account, SUM(delta) AS net FROM (
-                SELECT credit AS account, amount AS delta FROM journal
-                UNION ALL SELECT debit, -amount FROM journal)
-            GROUP BY account
-            """)
+            SELECT \(group) AS grp, SUM(amount >> 32) AS high, SUM(amount & 4294967295) AS low
+            FROM journal WHERE \(filter) GROUP BY grp
+            """, arguments: arguments)
         for row in rows {
-            let text: String = row["account"]
+            let high: Int64 = row["high"], low: Int64 = row["low"]
+            let (shifted, o1) = UInt64(high).multipliedReportingOverflow(by: 1 << 32)
+            let (total, o2) = shifted.addingReportingOverflow(UInt64(low))
+            guard !o1, !o2 else { throw BankError.storage("journal sum above \(UInt64.max)") }
+            result[row["grp"]] = total
+        }
+        return result
+    }
+
+    func journalNet() throws -> [LedgerAccount: Int64] {
+        let entered = try sums(group: "credit"), left = try sums(group: "debit")
+        var net: [LedgerAccount: Int64] = [:]
+        for text in Set(entered.keys).union(left.keys) {
             guard let account = LedgerAccount(text) else { throw BankError.storage("journal account \(text)") }
-            net[account] = row["net"]
+            let (inflow, outflow) = (entered[text] ?? 0, left[text] ?? 0)
+            let value = inflow >= outflow ? Int64(exactly: inflow - outflow) : (Int64(exactly: outflow - inflow)).map { -$0 }
+            guard let value else { throw BankError.storage("journal net of \(text) beyond Int64") }
+            net[account] = value
         }
         return net
     }
 
     func journalTotals() throws -> (funded: UInt64, withdrawn: UInt64) {
-        let funded = try fetchInt(sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'fund'") ?? 0
-        let withdrawn = try fetchInt(sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'withdraw'") ?? 0
-        return (try amount(funded), try amount(withdrawn))
+        let totals = try sums(group: "kind", filter: "kind IN ('fund', 'withdraw')")
+        return (totals["fund"] ?? 0, totals["withdraw"] ?? 0)
     }
 
     func settledCredits(merchant: UInt64) throws -> UInt64 {
-        try amount(try fetchInt(sql: "SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'settle' AND credit = ?",
-                                      arguments: [LedgerAccount.merchant(merchant).description]) ?? 0)
+        try sums(group: "'all'", filter: "kind = 'settle' AND credit = ?",
+                 arguments: [LedgerAccount.merchant(merchant).description])["all"] ?? 0
     }
 
     private func ticketRecord(_ row: Row) throws -> TicketRecord {

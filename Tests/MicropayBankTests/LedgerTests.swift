@@ -41,6 +41,23 @@ struct LedgerTests {
         #expect(audit.funded == UInt64(Int64.max) && audit.withdrawn == UInt64(Int64.max))
     }
 
+    @Test func auditHoldsWhenTheJournalHasMovedMoreThanInt64Max() throws {
+        // Each amount fits; their sums over the journal's life do not fit SQLite's integers.
+        let bank = try makeBank()
+        let customer = try bank.openCustomer()
+        let big: UInt64 = 1 << 62
+        try bank.fund(customer: customer.number, amount: big)
+        try bank.withdraw(account: customer.number, amount: big)
+        try bank.fund(customer: customer.number, amount: big)
+        try bank.withdraw(account: customer.number, amount: big - 5)
+        try bank.fund(customer: customer.number, amount: big)
+        let audit = try bank.audit()
+        #expect(audit.isConsistent, "\(audit.problems)")
+        #expect(audit.funded == 3 * big && audit.withdrawn == 2 * big - 5)
+        #expect(audit.customerTotal == big + 5)
+        #expect(try bank.balance(of: customer.number) == big + 5)
+    }
+
     @Test func defaultPolicy() {
         let policy = BankPolicy()
         #expect(policy.maxLifetime == 604_800 && policy.grace == 86_400 && policy.maxChainLength == 65_536)
