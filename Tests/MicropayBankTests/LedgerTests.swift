@@ -4,6 +4,12 @@ import MicropayCore
 import Synchronization
 import Testing
 
+/// A new folder, and the paths of a ledger and a master key in it.
+private func bankFiles() throws -> (dir: URL, ledger: String, key: String) {
+    let dir = try temporaryDirectory()
+    return (dir, dir.appendingPathComponent("ledger.sqlite").path, dir.appendingPathComponent("master.key").path)
+}
+
 @Suite("Accounts, amounts, master key, ledger file")
 struct LedgerTests {
     @Test func accountNumbersExplicitOrNextFree() throws {
@@ -66,9 +72,7 @@ struct LedgerTests {
     }
 
     @Test func ledgerRefusesAnotherOrAMissingMasterKey() throws {
-        let dir = try temporaryDirectory()
-        let ledger = dir.appendingPathComponent("ledger.sqlite").path
-        let keyPath = dir.appendingPathComponent("master.key").path
+        let (dir, ledger, keyPath) = try bankFiles()
         let customerKey: SecretKey
         do {
             let bank = try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, durability: .off)
@@ -156,9 +160,7 @@ struct LedgerTests {
     }
 
     @Test func reopenedLedgerKeepsEverythingAndDerivesTheSameKeys() throws {
-        let dir = try temporaryDirectory()
-        let ledger = dir.appendingPathComponent("ledger.sqlite").path
-        let keyPath = dir.appendingPathComponent("master.key").path
+        let (_, ledger, keyPath) = try bankFiles()
         let customerKey: SecretKey
         do {
             let bank = try Bank.open(ledgerPath: ledger, masterKeyPath: keyPath, bankID: 9, firstSerial: 1000)
