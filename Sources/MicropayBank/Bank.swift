@@ -315,52 +315,69 @@ public final class Bank: Sendable {
     /// A claim on a disputed ticket gets `expired`, like one on a refunded
     /// ticket: §9.4 freezes that escrow, so nothing more is paid from it.
     ///
-    /// The claims are judged first in a read transaction, which holds no lock:
-    /// a chain claim can walk 65 536 hashes, and a Deposit of many such claims
-    /// must not stall every other operation of the bank. The write transaction
-    /// then commits that judgement if none of the tickets it read has changed
-    /// since, and judges again under its lock if one has.
+    /// The claims are judged in a read transaction, which holds no lock: a
+    /// chain claim can walk 65 536 hashes, and a Deposit of many such claims
+    /// must not stall every other operation of the bank. The write
+    /// transaction then commits that judgement if none of the tickets it read
+    /// has changed since. If one has, the write commits nothing and the claims
+    /// are judged again, outside the lock as before, up to `settleAttempts`
+    /// times; then the Deposit is refused as contended (`settlementContended`),
+    /// and sending it again later settles it. Judging under the lock instead
+    /// would let a merchant stall the bank at will by settling one of its
+    /// tickets while a costly Deposit is being judged.
     public func settle(deposit bytes: [UInt8], now: UInt64) throws(BankError) -> Receipt {
         guard bytes.count >= Deposit.minimumByteCount, bytes[0] == WireKind.deposit.rawValue else {
             throw Self.malformedDeposit(bytes)
         }
         let merchant = Self.u64(bytes, at: 16)
-        let planned = try Self.run {
-            try store.read { tx -> Settlement in
-                switch try admit(bytes, merchant: merchant, tx: tx) {
-                case .answered(let receipt): return .answered(receipt)
-                case .new(let deposit, _, _):
-                    return .judged(try judge(deposit, merchant: merchant, now: now, tx: tx))
+        for _ in 0..<Self.settleAttempts {
+            let planned = try Self.run {
+                try store.read { tx -> Settlement in
+                    switch try admit(bytes, merchant: merchant, tx: tx) {
+                    case .answered(let receipt): return .answered(receipt)
+                    case .new(let deposit, _, _): return .judged(try judge(deposit, merchant: merchant, now: now, tx: tx))
+                    }
                 }
             }
-        }
-        if case .answered(let receipt) = planned { return receipt }
-        return try Self.run {
-            try store.write { tx -> Receipt in
-                let (deposit, sha, merchantMAC): (Deposit, Bytes32, MACKey)
-                switch try admit(bytes, merchant: merchant, tx: tx) {
-                case .answered(let receipt): return receipt  // settled meanwhile by another call
-                case .new(let d, let h, let m): (deposit, sha, merchantMAC) = (d, h, m)
-                }
-                let judgement: Judgement
-                if case .judged(let earlier) = planned, try earlier.stillHolds(tx) {
-                    judgement = earlier
-                } else {
-                    judgement = try judge(deposit, merchant: merchant, now: now, tx: tx)
-                }
-                for (serial, credit) in judgement.credits {
-                    try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .merchant(merchant),
-                                             amount: credit, kind: .settle,
-                                             reference: "batch \(deposit.batchID) serial \(serial)"))
-                }
-                for ticket in judgement.changed.values { try tx.updateTicket(ticket) }
-                let receipt = Receipt.make(answering: deposit, codes: judgement.codes, credited: judgement.credited,
-                                           merchantMAC: merchantMAC)
-                try tx.insertReceipt(StoredReceipt(merchant: merchant, batchID: deposit.batchID, depositSHA256: sha,
-                                                   receipt: receipt.bytes, credited: judgement.credited))
-                return receipt
+            let judgement: Judgement
+            switch planned {
+            case .answered(let receipt): return receipt
+            case .judged(let judged): judgement = judged
             }
+            let committed = try Self.run {
+                try store.write { tx -> Receipt? in
+                    switch try admit(bytes, merchant: merchant, tx: tx) {
+                    case .answered(let receipt):
+                        return receipt // settled meanwhile by another call
+                    case .new(let deposit, let sha, let merchantMAC):
+                        guard try judgement.stillHolds(tx) else { return nil }
+                        return try commit(judgement, of: deposit, sha256: sha, merchant: merchant, merchantMAC: merchantMAC, tx: tx)
+                    }
+                }
+            }
+            if let committed { return committed }
         }
+        throw .settlementContended(attempts: Self.settleAttempts)
+    }
+
+    /// How many times settle judges a Deposit whose tickets keep changing.
+    public static let settleAttempts = 8
+
+    /// Writes a judgement: the journal's credits in claim order, the tickets,
+    /// and the Receipt.
+    private func commit(_ judgement: Judgement, of deposit: Deposit, sha256 sha: Bytes32, merchant: UInt64,
+                        merchantMAC: MACKey, tx: any LedgerTransaction) throws -> Receipt {
+        for (serial, credit) in judgement.credits {
+            try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .merchant(merchant),
+                                     amount: credit, kind: .settle,
+                                     reference: "batch \(deposit.batchID) serial \(serial)"))
+        }
+        for ticket in judgement.changed.values { try tx.updateTicket(ticket) }
+        let receipt = Receipt.make(answering: deposit, codes: judgement.codes, credited: judgement.credited,
+                                   merchantMAC: merchantMAC)
+        try tx.insertReceipt(StoredReceipt(merchant: merchant, batchID: deposit.batchID, depositSHA256: sha,
+                                           receipt: receipt.bytes, credited: judgement.credited))
+        return receipt
     }
 
     private enum Admission {

@@ -35,6 +35,9 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
     case badDepositTag
     /// The merchant already has a Receipt for this batch id, for other Deposit bytes.
     case batchReused(merchant: UInt64, batchID: UInt64)
+    /// The Deposit's tickets changed while its claims were judged, every time
+    /// of `attempts`: nothing was settled, and sending it again settles it.
+    case settlementContended(attempts: Int)
 
     // MARK: disputes (§9.4)
     case unknownTicket(UInt64)
@@ -104,6 +107,7 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
         case .insufficientFunds(let a, let b, let n): "account \(a) holds \(b), needs \(n)"
         case .badDepositTag: "deposit tag is wrong"
         case .batchReused(let m, let b): "merchant \(m) already used batch id \(b) for another deposit"
+        case .settlementContended(let n): "the deposit's tickets changed while it was judged, \(n) times: nothing settled, send it again"
         case .unknownTicket(let s): "no ticket \(s)"
         case .notDisputed(let s): "ticket \(s) is not disputed"
         case .rulingAboveEscrow(let a, let e): "the ruling pays \(a) from an escrow of \(e)"

@@ -54,22 +54,25 @@ struct DepositRefusal: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 }
 
-/// A store that runs `interference` once, just before its first write
-/// transaction: what another process can do between the moment a Deposit's
-/// claims are judged and the moment the judgement commits.
+/// A store that runs the next of `interferences`, if any, just before each
+/// write transaction: what another process can do between the moment a
+/// Deposit's claims are judged and the moment the judgement commits. It
+/// counts its transactions.
 final class InterferingStore: LedgerStore, @unchecked Sendable {
     let inner: SQLiteLedgerStore
-    var interference: (() throws -> Void)?
+    var interferences: [() throws -> Void] = []
+    var reads = 0, writes = 0
 
     init(inner: SQLiteLedgerStore) { self.inner = inner }
 
-    func read<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T { try inner.read(body) }
+    func read<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T {
+        reads += 1
+        return try inner.read(body)
+    }
 
     func write<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T {
-        if let interference {
-            self.interference = nil
-            try interference()
-        }
+        writes += 1
+        if !interferences.isEmpty { try interferences.removeFirst()() }
         return try inner.write(body)
     }
 }
@@ -152,7 +155,8 @@ struct SettleTests {
         // Two banks over one ledger file, as two processes: the claims of a
         // Deposit are judged outside the write lock, so another settlement
         // can land in between. If it touched a ticket the judging read, the
-        // claims are judged again under the lock.
+        // write commits nothing and the claims are judged again, still
+        // outside the lock; if not, the judgement stands.
         let path = try temporaryDirectory().appendingPathComponent("ledger.sqlite").path
         let master = SecretKey.random()
         let other = try Bank(store: SQLiteLedgerStore(path: path, durability: .off), master: master, bankID: 7, firstSerial: 500)
@@ -160,18 +164,46 @@ struct SettleTests {
         let store = InterferingStore(inner: try SQLiteLedgerStore(path: path, durability: .off))
         let bank = try Bank(store: store, master: master, bankID: 7)
 
-        store.interference = { _ = try other.settle(deposit: f.deposit(batch: 1, [f.word(7)]), now: 1_800_000_100) }
-        let receipt = try bank.settle(deposit: f.deposit(batch: 2, [f.word(5)]), now: 1_800_000_100)
-        #expect(receipt.codes == [.replay], "index 5 after 7 was settled: nothing more to pay")
+        // Something in between on no ticket the claims read: judged once, committed.
+        store.interferences = [{ try other.fund(customer: 1002, amount: 7) }]
+        (store.reads, store.writes) = (0, 0)
+        #expect(try bank.settle(deposit: f.deposit(batch: 1, [f.word(2)]), now: 1_800_000_100).codes == [.accepted])
+        #expect((store.reads, store.writes) == (1, 1), "the judgement was reused")
+
+        // A settlement of the same ticket in between: judged again, index 5 after 7 is a replay.
+        store.interferences = [{ _ = try other.settle(deposit: f.deposit(batch: 2, [f.word(7)]), now: 1_800_000_100) }]
+        (store.reads, store.writes) = (0, 0)
+        let receipt = try bank.settle(deposit: f.deposit(batch: 3, [f.word(5)]), now: 1_800_000_100)
+        #expect(receipt.codes == [.replay], "nothing more to pay")
         #expect(receipt.credited == 0)
+        #expect((store.reads, store.writes) == (2, 2), "judged twice, both times outside the write lock")
         #expect(try other.ticket(serial: f.serial)?.settledAmount == 35)
         #expect(try other.balance(of: 2002) == 35)
 
-        // Something else in between, on no ticket the claims read: the judgement stands.
-        store.interference = { try other.fund(customer: 1002, amount: 7) }
-        #expect(try bank.settle(deposit: f.deposit(batch: 3, [f.word(9)]), now: 1_800_000_100).codes == [.accepted])
+        // What the claims read changed before every write (each time a ticket
+        // is issued under a serial a claim names): refused as contended,
+        // nothing settled; the same Deposit settles once it is left alone.
+        let before = try other.audit()
+        let customerMAC = MACKey(macOf: try other.accountKey(1001))
+        store.interferences = (1...Bank.settleAttempts).map { _ in
+            {
+                let request = TicketRequest.make(bankID: 7, customer: 1001, merchant: 2002, limit: 5, unit: 0, chainLength: 0,
+                                                 lifetime: 3600, requestID: .random(), customerMAC: customerMAC)
+                _ = try other.issue(request: request.bytes, now: 1_800_000_000)
+            }
+        }
+        let unissued = (1...UInt64(Bank.settleAttempts)).map { Deposit.Claim.chain(ChainPayment(bankID: 7, serial: f.serial + $0, index: 1, word: Bytes32())) }
+        let contended = f.deposit(batch: 4, [f.word(9)] + unissued)
+        #expect(throws: BankError.settlementContended(attempts: Bank.settleAttempts)) {
+            try bank.settle(deposit: contended, now: 1_800_000_100)
+        }
+        #expect(try other.balance(of: 2002) == 35)
+        #expect(try other.ticket(serial: f.serial)?.settledAmount == 35)
+        #expect(try other.receipts(merchant: 2002).map(\.batchID) == [1, 2, 3], "batch 4 unused")
+        #expect(try other.audit().escrowTotal == before.escrowTotal + 5 * UInt64(Bank.settleAttempts))
+        let settled = try bank.settle(deposit: contended, now: 1_800_000_100)
+        #expect(settled.codes == [.accepted] + Array(repeating: .wrongMode, count: Bank.settleAttempts))
         #expect(try other.balance(of: 2002) == 45)
-        #expect(try other.balance(of: 1002) == 7)
         let audit = try other.audit()
         #expect(audit.isConsistent, "\(audit.problems)")
     }

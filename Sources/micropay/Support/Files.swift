@@ -207,6 +207,7 @@ func toolError(_ error: BankError, _ context: String = "bank") -> ToolError {
     switch error {
     case .storage: ToolError(.ioError, "\(context): \(error)")
     case .masterKeyIO, .masterKeyMissing: ToolError(.noInput, "\(context): master key: \(error)")
+    case .settlementContended: ToolError(.tryAgain, "\(context): \(error)")
     default: ToolError(.dataError, "\(context): \(error)")
     }
 }

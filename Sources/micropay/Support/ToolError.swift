@@ -12,6 +12,8 @@ import Foundation
 ///  66  an input file is missing or unreadable
 ///  73  an output file cannot be created
 ///  74  an I/O or database error while working
+///  75  try again later: the bank's tickets kept changing while a Deposit
+///      was judged (nothing was settled)
 struct ToolError: Error, CustomStringConvertible {
     enum Kind: Int32 {
         case checkFailed = 1
@@ -21,6 +23,7 @@ struct ToolError: Error, CustomStringConvertible {
         case noInput = 66
         case cannotCreate = 73
         case ioError = 74
+        case tryAgain = 75
     }
     let kind: Kind
     let message: String
