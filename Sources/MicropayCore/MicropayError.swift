@@ -23,6 +23,8 @@ public enum MicropayError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidHex
     /// A kernel or backend this CPU does not run.
     case unsupportedKernel(String)
+    /// A batch verifier's thread count outside 1...BatchVerifier.maxThreads.
+    case threadCount(Int)
     /// A u64 amount computation overflowed.
     case amountOverflow
 
@@ -41,6 +43,7 @@ public enum MicropayError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidKeyLength(let n): "a key is 32 bytes, got \(n)"
         case .invalidHex: "not hexadecimal"
         case .unsupportedKernel(let name): "\(name) does not run on this CPU"
+        case .threadCount(let n): "\(n) threads: a batch verifier takes 1 to 256"
         case .amountOverflow: "amount overflows 64 bits"
         }
     }

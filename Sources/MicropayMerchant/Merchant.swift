@@ -77,7 +77,7 @@ public final class Merchant {
         merchantNumber = merchant
         self.store = store
         self.random = random
-        verifierThreads = max(1, threads)
+        verifierThreads = Self.verifierThreads(threads)
         ticketKey = merchantKey.encryptionSubkey
         self.merchantKey = merchantKey
         merchantMAC = MACKey(macOf: merchantKey)
@@ -151,6 +151,9 @@ public final class Merchant {
             goods[item] = GoodsEntry(item: item, itemNumber: u64(row["item_number"]), itemNonce: nonce, price: u64(row["price"]))
         }
     }
+
+    /// A thread count the batch verifier takes: 1 to BatchVerifier.maxThreads.
+    static func verifierThreads(_ threads: Int) -> Int { min(max(1, threads), BatchVerifier.maxThreads) }
 
     /// An empty ticket table with this merchant's tuning.
     func newTable(threads: Int) -> BatchVerifier {

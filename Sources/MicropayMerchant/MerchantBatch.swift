@@ -95,7 +95,7 @@ extension Merchant {
     ) throws(MerchantError) -> BatchSummary {
         try checkUsable()
         do { _ = try BatchFileReader(buffer) } catch { throw .batchFile(error) }
-        let verifier = preparedVerifier(threads: max(1, threads))
+        let verifier = preparedVerifier(threads: Self.verifierThreads(threads))
         verifierThreads = verifier.threads
         var summary = BatchSummary()
         let watchGoods = !goods.isEmpty

@@ -189,7 +189,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func measureEndToEnd(into report: inout BenchReport) throws {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = Merchant.defaultThreads // every core, up to the verifier's 256
         let payments = Int(2_000_000 * scale)
         let cases: [(String, BatchSpec)] = [
             ("chain payments, distance 1, 1 k live tickets", BatchSpec(tickets: 1000, payments: payments, seed: 1, mode: .chain)),

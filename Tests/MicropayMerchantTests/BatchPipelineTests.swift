@@ -78,6 +78,30 @@ struct BatchPipelineTests {
         }
     }
 
+    @Test("thread counts: the verifier takes 1 to 256 shards, the merchant caps what it is given")
+    func threadCounts() throws {
+        let key = SecretKey.random()
+        for threads in [0, BatchVerifier.maxThreads + 1] {
+            #expect(throws: MicropayError.threadCount(threads)) {
+                try BatchVerifier(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key, threads: threads)
+            }
+        }
+        #expect(try BatchVerifier(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key,
+                                  threads: BatchVerifier.maxThreads).threads == 256)
+        var world = PaymentWorld(seed: 5, merchantKey: key)
+        let batch = try PaymentWorld.batch(world.records(atLeast: 100)).bytes
+        var runs: [Run] = []
+        for threads in [1, 1000] {
+            let merchant = try Merchant(bankID: PaymentWorld.bankID, merchant: PaymentWorld.merchant, merchantKey: key,
+                                        store: MerchantStore(), threads: threads)
+            var run = Run()
+            try Self.verify(merchant, batch, now: PaymentWorld.start, sequential: false, threads: threads, into: &run)
+            #expect(merchant.verifierThreads == min(threads, BatchVerifier.maxThreads))
+            runs.append(run)
+        }
+        #expect(runs[0] == runs[1])
+    }
+
     /// The pipeline hashes a serial's payments side by side, each chain walk
     /// guessing that the payment before it is accepted. One serial's stream,
     /// thick with refusals, makes most guesses fail: the verdicts must not move.

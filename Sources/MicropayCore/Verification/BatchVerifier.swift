@@ -38,7 +38,8 @@ public final class BatchVerifier: @unchecked Sendable {
     public init(bankID: UInt32, merchant: UInt64, merchantKey: SecretKey, threads: Int,
                 windowRecords: Int = BatchVerifier.defaultWindowRecords,
                 kernel: Engine.LaneKernel? = nil) throws(MicropayError) {
-        precondition((1...Self.maxThreads).contains(threads) && windowRecords >= 1)
+        precondition(windowRecords >= 1)
+        guard (1...Self.maxThreads).contains(threads) else { throw .threadCount(threads) }
         Engine.ensureInitialized()
         self.bankID = bankID
         self.merchant = merchant
