@@ -186,9 +186,9 @@ public protocol LedgerTransaction {
     func setCirculation(_ value: UInt64) throws
     /// Net flow per journal account: Σ entered − Σ left (signed: `external` is negative).
     func journalNet() throws -> [LedgerAccount: Int64]
-    /// Σ funded and Σ withdrawn, from the journal.
+    /// Σ funded and Σ withdrawn, from the journal, each at most UInt64.max (saturating).
     func journalTotals() throws -> (funded: UInt64, withdrawn: UInt64)
-    /// Σ of the journal's settle lines crediting `merchant`.
+    /// Σ of the journal's settle lines crediting `merchant` (saturating at UInt64.max).
     func settledCredits(merchant: UInt64) throws -> UInt64
 
     // Tickets.

@@ -248,25 +248,39 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     // The journal's sums run over its whole life: a ledger that has moved
     // more than Int64.max in all (each amount ≤ Int64.max) would overflow
     // SQLite's SUM, and the audit would fail for good. So each sum is taken
-    // as two, of the amounts' high and low 32 bits (each exact below 2^31
-    // lines), and put together here in UInt64, overflow-checked.
+    // as two, of the amounts' high and low 32 bits, each exact below 2^31
+    // lines, and put together here: exactly for the nets, which a balance
+    // bounds, and saturating at UInt64.max for the lifetime totals.
 
     /// Σ amount of the lines `filter` selects, grouped by `group` (an SQL
-    /// expression over the journal's columns, or a constant).
-    private func sums(group: String, filter: String = "1", arguments: StatementArguments = []) throws -> [String: UInt64] {
-        var result: [String: UInt64] = [:]
+    /// expression over the journal's columns, or a constant), as the sums of
+    /// the amounts' high and low 32 bits.
+    private func sums(group: String, filter: String = "1", arguments: StatementArguments = []) throws
+        -> [String: (high: Int64, low: Int64)] {
+        var result: [String: (high: Int64, low: Int64)] = [:]
         let rows = try fetchRows(sql: """
             SELECT \(group) AS grp, SUM(amount >> 32) AS high, SUM(amount & 4294967295) AS low
             FROM journal WHERE \(filter) GROUP BY grp
             """, arguments: arguments)
-        for row in rows {
-            let high: Int64 = row["high"], low: Int64 = row["low"]
-            let (shifted, o1) = UInt64(high).multipliedReportingOverflow(by: 1 << 32)
-            let (total, o2) = shifted.addingReportingOverflow(UInt64(low))
-            guard !o1, !o2 else { throw BankError.storage("journal sum above \(UInt64.max)") }
-            result[row["grp"]] = total
-        }
+        for row in rows { result[row["grp"]] = (row["high"], row["low"]) }
         return result
+    }
+
+    /// high · 2^32 + low, if it fits an Int64.
+    private static func combine(high: Int64, low: Int64) -> Int64? {
+        let (h, l) = high.multipliedFullWidth(by: 1 << 32)
+        let (sumLow, carry) = l.addingReportingOverflow(UInt64(bitPattern: low))
+        let sumHigh = h &+ (low < 0 ? -1 : 0) &+ (carry ? 1 : 0)
+        let value = Int64(bitPattern: sumLow)
+        return sumHigh == (value < 0 ? -1 : 0) ? value : nil
+    }
+
+    /// high · 2^32 + low for sums of non-negative halves, at most UInt64.max.
+    private static func saturating(_ sum: (high: Int64, low: Int64)?) -> UInt64 {
+        guard let sum else { return 0 }
+        let (shifted, o1) = UInt64(sum.high).multipliedReportingOverflow(by: 1 << 32)
+        let (total, o2) = shifted.addingReportingOverflow(UInt64(sum.low))
+        return o1 || o2 ? UInt64.max : total
     }
 
     func journalNet() throws -> [LedgerAccount: Int64] {
@@ -274,9 +288,11 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
         var net: [LedgerAccount: Int64] = [:]
         for text in Set(entered.keys).union(left.keys) {
             guard let account = LedgerAccount(text) else { throw BankError.storage("journal account \(text)") }
-            let (inflow, outflow) = (entered[text] ?? 0, left[text] ?? 0)
-            let value = inflow >= outflow ? Int64(exactly: inflow - outflow) : (Int64(exactly: outflow - inflow)).map { -$0 }
-            guard let value else { throw BankError.storage("journal net of \(text) beyond Int64") }
+            let (inflow, outflow) = (entered[text] ?? (0, 0), left[text] ?? (0, 0))
+            // Each half's difference is exact: both sums lie in 0..<2^63.
+            guard let value = Self.combine(high: inflow.high - outflow.high, low: inflow.low - outflow.low) else {
+                throw BankError.storage("journal net of \(text) beyond Int64")
+            }
             net[account] = value
         }
         return net
@@ -284,12 +300,12 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
 
     func journalTotals() throws -> (funded: UInt64, withdrawn: UInt64) {
         let totals = try sums(group: "kind", filter: "kind IN ('fund', 'withdraw')")
-        return (totals["fund"] ?? 0, totals["withdraw"] ?? 0)
+        return (Self.saturating(totals["fund"]), Self.saturating(totals["withdraw"]))
     }
 
     func settledCredits(merchant: UInt64) throws -> UInt64 {
-        try sums(group: "'all'", filter: "kind = 'settle' AND credit = ?",
-                 arguments: [LedgerAccount.merchant(merchant).description])["all"] ?? 0
+        Self.saturating(try sums(group: "'all'", filter: "kind = 'settle' AND credit = ?",
+                                 arguments: [LedgerAccount.merchant(merchant).description])["all"])
     }
 
     private func ticketRecord(_ row: Row) throws -> TicketRecord {

@@ -47,7 +47,7 @@ struct LedgerTests {
         #expect(audit.funded == UInt64(Int64.max) && audit.withdrawn == UInt64(Int64.max))
     }
 
-    @Test func auditHoldsWhenTheJournalHasMovedMoreThanInt64Max() throws {
+    @Test func auditHoldsWhenTheJournalHasMovedMoreThanInt64MaxOrUInt64Max() throws {
         // Each amount fits; their sums over the journal's life do not fit SQLite's integers.
         let bank = try makeBank()
         let customer = try bank.openCustomer()
@@ -62,6 +62,54 @@ struct LedgerTests {
         #expect(audit.funded == 3 * big && audit.withdrawn == 2 * big - 5)
         #expect(audit.customerTotal == big + 5)
         #expect(try bank.balance(of: customer.number) == big + 5)
+
+        // Past 2^64 in all: the totals stop at UInt64.max, the checks stay exact.
+        let other = try makeBank()
+        let c = try other.openCustomer()
+        let max = UInt64(Int64.max)
+        for _ in 0..<2 {
+            try other.fund(customer: c.number, amount: max)
+            try other.withdraw(account: c.number, amount: max)
+        }
+        try other.fund(customer: c.number, amount: 2)
+        let past = try other.audit()
+        #expect(past.isConsistent, "\(past.problems)")
+        #expect(past.funded == UInt64.max && past.withdrawn == 2 * max && past.customerTotal == 2)
+        try other.withdraw(account: c.number, amount: 1)
+        #expect(try other.audit().isConsistent)
+    }
+
+    @Test func auditFindsEachKindOfTampering() throws {
+        // The audit's checks, each broken once behind the bank's back through the store.
+        func tampered(_ change: (any LedgerTransaction, UInt64) throws -> Void) throws -> [String] {
+            let f = try SettleFixture()
+            _ = try f.bank.settle(deposit: f.deposit(batch: 1, [f.word(3)]), now: 1_800_000_100)
+            #expect(try f.bank.audit().isConsistent)
+            try f.bank.store.write { try change($0, f.serial) }
+            return try f.bank.audit().problems
+        }
+        let circulation = try tampered { tx, _ in try tx.setCirculation(tx.circulation() + 1) }
+        #expect(circulation.count == 1 && circulation[0].hasPrefix("circulation counter"), "\(circulation)")
+        let escrow = try tampered { tx, serial in
+            var ticket = try #require(try tx.ticket(serial))
+            ticket.settledAmount += 5
+            try tx.updateTicket(ticket)
+        }
+        #expect(escrow.contains { $0.hasPrefix("escrow:500: escrow 30, journal 35") }, "\(escrow)")
+        #expect(escrow.contains { $0.hasPrefix("invariant") }, "\(escrow)")
+        let sneaked = try tampered { tx, _ in
+            // Money in from outside, booked as a settlement: balances agree with the journal, the totals do not.
+            try tx.post(JournalEntry(debit: .external, credit: .customer(1002), amount: 9, kind: .settle, reference: "x"))
+            try tx.setCirculation(tx.circulation() + 9)
+        }
+        #expect(sneaked.contains { $0.hasPrefix("external") }, "\(sneaked)")
+        let receipts = try tampered { tx, serial in
+            try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .merchant(2002), amount: 5, kind: .settle, reference: "x"))
+            var ticket = try #require(try tx.ticket(serial))
+            ticket.settledAmount += 5
+            try tx.updateTicket(ticket)
+        }
+        #expect(receipts.count == 1 && receipts[0].hasPrefix("merchant 2002: receipts credit"), "\(receipts)")
     }
 
     @Test func defaultPolicy() {
