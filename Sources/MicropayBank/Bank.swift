@@ -27,8 +27,8 @@ public struct AuditReport: Sendable, Equatable {
     /// Open and disputed escrow.
     public var escrowTotal: UInt64 = 0
     /// Σ funding (the protocol's "deposits" of money into the bank), from the
-    /// journal; it and `withdrawn` stop at UInt64.max (the audit's checks are
-    /// exact beyond).
+    /// journal; it and `withdrawn` show at most UInt64.max (the audit's
+    /// checks use the exact sums).
     public var funded: UInt64 = 0
     public var withdrawn: UInt64 = 0
     /// Serials whose escrow is frozen by a dispute (§9.4).
@@ -639,22 +639,19 @@ public final class Bank: Sendable {
                 for side in net.keys where !seen.contains(side) {
                     report.problems.append("journal names \(side), which the ledger does not hold")
                 }
-                (report.funded, report.withdrawn) = try tx.journalTotals()
+                let (funded, withdrawn) = try tx.journalTotals()
+                (report.funded, report.withdrawn) = (funded.clamped, withdrawn.clamped)
                 var held: UInt64 = 0
                 add(&held, report.customerTotal, "holdings")
                 add(&held, report.escrowTotal, "holdings")
                 add(&held, report.merchantTotal, "holdings")
-                // Money in the bank, funded − withdrawn, is what left the
-                // external account: exact, however much the ledger has moved
-                // over its life (the two totals saturate at UInt64.max).
+                // Money in the bank is what left the external account, and
+                // funded − withdrawn: both exact, however much the ledger has
+                // moved over its life.
                 let external = net[.external, default: 0]
-                let outside = external <= 0 ? UInt64(external.magnitude) : 0
-                if external > 0 {
-                    report.problems.append("external: journal \(external), more withdrawn than funded")
-                }
-                if report.funded < UInt64.max, report.withdrawn < UInt64.max,
-                   report.funded < report.withdrawn || report.funded - report.withdrawn != outside {
-                    report.problems.append("external: journal −\(outside), funded \(report.funded) − withdrawn \(report.withdrawn)")
+                let outside = external <= 0 ? external.magnitude : 0
+                if external > 0 || funded.minus(withdrawn) != outside {
+                    report.problems.append("external: journal \(external), funded \(report.funded) − withdrawn \(report.withdrawn)")
                 }
                 if held != outside {
                     report.problems.append("invariant: customers \(report.customerTotal) + escrow \(report.escrowTotal) + merchants \(report.merchantTotal) ≠ funded − withdrawn \(outside)")
@@ -663,11 +660,11 @@ public final class Bank: Sendable {
                     report.problems.append("circulation counter \(try tx.circulation()) ≠ \(outside)")
                 }
                 for account in accounts where account.role == .merchant {
-                    var receipted: UInt64 = 0
-                    for receipt in try tx.receipts(merchant: account.number) { add(&receipted, receipt.credited, "receipts") }
+                    var receipted = LedgerSum()
+                    for receipt in try tx.receipts(merchant: account.number) { receipted.add(receipt.credited) }
                     let settled = try tx.settledCredits(merchant: account.number)
                     if receipted != settled {
-                        report.problems.append("merchant \(account.number): receipts credit \(receipted), journal settles \(settled)")
+                        report.problems.append("merchant \(account.number): receipts credit \(receipted.clamped), journal settles \(settled.clamped)")
                     }
                 }
                 return report

@@ -39,6 +39,33 @@ public enum LedgerAccount: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A sum of amounts over the ledger's life: 128 bits, exact however much
+/// has moved (each amount is at most Int64.max, a sum of many need not be).
+public struct LedgerSum: Sendable, Equatable {
+    public private(set) var high: UInt64
+    public private(set) var low: UInt64
+
+    public init(_ value: UInt64 = 0) { (high, low) = (0, value) }
+    public init(high: UInt64, low: UInt64) { (self.high, self.low) = (high, low) }
+
+    public mutating func add(_ value: UInt64) {
+        let (sum, carry) = low.addingReportingOverflow(value)
+        low = sum
+        if carry { high &+= 1 }
+    }
+
+    /// self − other, if that is a UInt64 (nil if negative or larger).
+    public func minus(_ other: LedgerSum) -> UInt64? {
+        let (low, borrow) = self.low.subtractingReportingOverflow(other.low)
+        let (high, under) = self.high.subtractingReportingOverflow(other.high)
+        guard !under, high == (borrow ? 1 : 0) else { return nil }
+        return low
+    }
+
+    /// The sum, or UInt64.max if it is larger: for reports.
+    public var clamped: UInt64 { high == 0 ? low : .max }
+}
+
 /// What a journal line records.
 public enum MovementKind: String, Sendable {
     /// external → customer
@@ -186,10 +213,10 @@ public protocol LedgerTransaction {
     func setCirculation(_ value: UInt64) throws
     /// Net flow per journal account: Σ entered − Σ left (signed: `external` is negative).
     func journalNet() throws -> [LedgerAccount: Int64]
-    /// Σ funded and Σ withdrawn, from the journal, each at most UInt64.max (saturating).
-    func journalTotals() throws -> (funded: UInt64, withdrawn: UInt64)
-    /// Σ of the journal's settle lines crediting `merchant` (saturating at UInt64.max).
-    func settledCredits(merchant: UInt64) throws -> UInt64
+    /// Σ funded and Σ withdrawn, from the journal.
+    func journalTotals() throws -> (funded: LedgerSum, withdrawn: LedgerSum)
+    /// Σ of the journal's settle lines crediting `merchant`.
+    func settledCredits(merchant: UInt64) throws -> LedgerSum
 
     // Tickets.
     func ticket(_ serial: UInt64) throws -> TicketRecord?

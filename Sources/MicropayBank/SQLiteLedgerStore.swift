@@ -249,8 +249,8 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     // more than Int64.max in all (each amount ≤ Int64.max) would overflow
     // SQLite's SUM, and the audit would fail for good. So each sum is taken
     // as two, of the amounts' high and low 32 bits, each exact below 2^31
-    // lines, and put together here: exactly for the nets, which a balance
-    // bounds, and saturating at UInt64.max for the lifetime totals.
+    // lines, and put together here exactly: in 128 bits (LedgerSum) for the
+    // lifetime totals, in an Int64 for the nets, which a balance bounds.
 
     /// Σ amount of the lines `filter` selects, grouped by `group` (an SQL
     /// expression over the journal's columns, or a constant), as the sums of
@@ -275,12 +275,13 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
         return sumHigh == (value < 0 ? -1 : 0) ? value : nil
     }
 
-    /// high · 2^32 + low for sums of non-negative halves, at most UInt64.max.
-    private static func saturating(_ sum: (high: Int64, low: Int64)?) -> UInt64 {
-        guard let sum else { return 0 }
-        let (shifted, o1) = UInt64(sum.high).multipliedReportingOverflow(by: 1 << 32)
-        let (total, o2) = shifted.addingReportingOverflow(UInt64(sum.low))
-        return o1 || o2 ? UInt64.max : total
+    /// high · 2^32 + low for sums of non-negative halves, in 128 bits.
+    private static func ledgerSum(_ sum: (high: Int64, low: Int64)?) -> LedgerSum {
+        guard let sum else { return LedgerSum() }
+        let (h, l) = UInt64(sum.high).multipliedFullWidth(by: 1 << 32)
+        var total = LedgerSum(high: h, low: l)
+        total.add(UInt64(sum.low))
+        return total
     }
 
     func journalNet() throws -> [LedgerAccount: Int64] {
@@ -298,13 +299,13 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
         return net
     }
 
-    func journalTotals() throws -> (funded: UInt64, withdrawn: UInt64) {
+    func journalTotals() throws -> (funded: LedgerSum, withdrawn: LedgerSum) {
         let totals = try sums(group: "kind", filter: "kind IN ('fund', 'withdraw')")
-        return (Self.saturating(totals["fund"]), Self.saturating(totals["withdraw"]))
+        return (Self.ledgerSum(totals["fund"]), Self.ledgerSum(totals["withdraw"]))
     }
 
-    func settledCredits(merchant: UInt64) throws -> UInt64 {
-        Self.saturating(try sums(group: "'all'", filter: "kind = 'settle' AND credit = ?",
+    func settledCredits(merchant: UInt64) throws -> LedgerSum {
+        Self.ledgerSum(try sums(group: "'all'", filter: "kind = 'settle' AND credit = ?",
                                  arguments: [LedgerAccount.merchant(merchant).description])["all"])
     }
 

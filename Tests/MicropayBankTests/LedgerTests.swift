@@ -77,6 +77,49 @@ struct LedgerTests {
         #expect(past.funded == UInt64.max && past.withdrawn == 2 * max && past.customerTotal == 2)
         try other.withdraw(account: c.number, amount: 1)
         #expect(try other.audit().isConsistent)
+        // ... and still find money booked in under another kind.
+        try other.store.write { tx in
+            try tx.post(JournalEntry(debit: .external, credit: .customer(c.number), amount: 9, kind: .settle, reference: "x"))
+            try tx.setCirculation(tx.circulation() + 9)
+        }
+        #expect(try other.audit().problems.contains { $0.hasPrefix("external") })
+    }
+
+    @Test func auditHoldsWhenAMerchantHasSettledMoreThanUInt64Max() throws {
+        // Three whole tickets of Int64.max settled and withdrawn: receipts and settle lines agree past 2^64.
+        let master = SecretKey.random()
+        let bank = try makeBank(policy: BankPolicy(maxLimit: UInt64(Int64.max)), master: master)
+        let customer = try bank.openCustomer(), merchant = try bank.openMerchant()
+        let max = UInt64(Int64.max)
+        for round in UInt64(0)..<3 {
+            try bank.fund(customer: customer.number, amount: max)
+            let request = TicketRequest.make(bankID: 7, customer: customer.number, merchant: merchant.number, limit: max,
+                                             unit: 0, chainLength: 0, lifetime: 3600, requestID: .random(),
+                                             customerMAC: MACKey(macOf: customer.key))
+            let serial = try bank.issue(request: request.bytes, now: 1_800_000_000).serial
+            let session = MACKey(macOf: KeyDerivation.sessionKey(master: master, bankID: 7, serial: serial))
+            let order = PaymentOrder.make(bankID: 7, serial: serial, seq: 1, cumulative: max, item: .random(),
+                                          customerMAC: MACKey(macOf: customer.key), sessionMAC: session)
+            let deposit = Deposit.make(bankID: 7, batchID: round, merchant: merchant.number, claims: [.order(order)],
+                                       merchantMAC: MACKey(macOf: merchant.key))
+            #expect(try bank.settle(deposit: deposit.bytes, now: 1_800_000_100).credited == max)
+            try bank.withdraw(account: merchant.number, amount: max)
+            let audit = try bank.audit()
+            #expect(audit.isConsistent, "round \(round): \(audit.problems)")
+        }
+    }
+
+    @Test func ledgerSumIsExactPast64Bits() {
+        var sum = LedgerSum(UInt64.max)
+        sum.add(1)
+        #expect(sum == LedgerSum(high: 1, low: 0) && sum.clamped == UInt64.max)
+        sum.add(UInt64.max)
+        #expect(sum == LedgerSum(high: 1, low: UInt64.max))
+        #expect(sum.minus(LedgerSum(high: 1, low: 5)) == UInt64.max - 5)
+        #expect(sum.minus(LedgerSum(high: 0, low: 7)) == nil, "larger than a UInt64")
+        #expect(LedgerSum(high: 1, low: 2).minus(LedgerSum(high: 0, low: 3)) == UInt64.max, "a borrow from the high word")
+        #expect(LedgerSum(5).minus(LedgerSum(6)) == nil, "negative")
+        #expect(LedgerSum(6).minus(LedgerSum(6)) == 0)
     }
 
     @Test func auditFindsEachKindOfTampering() throws {
