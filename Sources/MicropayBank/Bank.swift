@@ -322,8 +322,8 @@ public final class Bank: Sendable {
     /// must not stall every other operation of the bank. The write
     /// transaction then commits that judgement if none of the tickets it read
     /// has changed since. If one has, the write commits nothing and the claims
-    /// are judged again, outside the lock as before, up to `settleAttempts`
-    /// times; then the Deposit is refused as contended (`settlementContended`),
+    /// are judged again, outside the lock as before, after a random pause,
+    /// up to `settleAttempts` times; then the Deposit is refused as contended (`settlementContended`),
     /// and sending it again later settles it. Judging under the lock instead
     /// would let a merchant stall the bank at will by settling one of its
     /// tickets while a costly Deposit is being judged.
@@ -332,7 +332,12 @@ public final class Bank: Sendable {
             throw Self.malformedDeposit(bytes)
         }
         let merchant = Self.u64(bytes, at: 16)
-        for _ in 0..<Self.settleAttempts {
+        for attempt in 0..<Self.settleAttempts {
+            if attempt > 0 {
+                // Back off a random while, longer each time, so that two
+                // settles of the same tickets stop meeting in lockstep.
+                usleep(UInt32.random(in: 0...(1000 << attempt)))
+            }
             let planned = try Self.run {
                 try store.read { tx -> Settlement in
                     switch try admit(bytes, merchant: merchant, tx: tx) {
