@@ -323,8 +323,9 @@ public final class Bank: Sendable {
     /// transaction then commits that judgement if none of the tickets it read
     /// has changed since. If one has, the write commits nothing and the claims
     /// are judged again, outside the lock as before, after a random pause,
-    /// up to `settleAttempts` times; then the Deposit is refused as contended (`settlementContended`),
-    /// and sending it again later settles it. Judging under the lock instead
+    /// up to `settleAttempts` times; then the Deposit is refused as
+    /// contended (`settlementContended`), and sending it again later settles
+    /// it. Judging under the lock instead
     /// would let a merchant stall the bank at will by settling one of its
     /// tickets while a costly Deposit is being judged.
     public func settle(deposit bytes: [UInt8], now: UInt64) throws(BankError) -> Receipt {
