@@ -37,7 +37,7 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// locked (SQLite does not wait there), and the loser of the race to
     /// create the tables finds them made, its own attempt rolled back. Either
     /// is retried, a few milliseconds later, and then finds the other's work
-    /// done; a failure that persists is thrown after 20 tries.
+    /// done (20 tries at most).
     private static func openMigrated(path: String, configuration: Configuration) throws -> DatabasePool {
         var attempt: UInt32 = 0
         while true {
@@ -45,12 +45,18 @@ public final class SQLiteLedgerStore: LedgerStore {
                 let pool = try DatabasePool(path: path, configuration: configuration)
                 try migrator.migrate(pool)
                 return pool
-            } catch let error as DatabaseError
-                        where attempt < 20 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_ERROR) {
+            } catch let error as DatabaseError where attempt < 20 && Self.lostRace(error) {
                 attempt += 1
                 usleep(1000 * attempt)
             }
         }
+    }
+
+    /// The two ways a first open loses the race to another (openMigrated); any
+    /// other error is thrown at once.
+    private static func lostRace(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY
+            || (error.resultCode == .SQLITE_ERROR && (error.message ?? "").contains("already exists"))
     }
 
     public func write<T>(_ body: (any LedgerTransaction) throws -> T) throws -> T {
