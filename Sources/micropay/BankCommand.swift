@@ -379,7 +379,10 @@ struct BankAudit: ParsableCommand {
 func printAudit(_ r: AuditReport) {
     print("customers \(money(r.customerTotal)) + escrow \(money(r.escrowTotal)) + merchants \(money(r.merchantTotal))")
     print("  = funded \(money(r.funded)) − withdrawn \(money(r.withdrawn))")
-    if !r.disputed.isEmpty { print("disputed tickets: \(r.disputed.map(String.init).joined(separator: ", "))") }
+    if !r.disputed.isEmpty {
+        print("disputed tickets: \(r.disputed.map(String.init).joined(separator: ", "))"
+              + " (their escrow waits for: micropay bank resolve-dispute --serial S --pay-merchant AMOUNT)")
+    }
     for problem in r.problems { print("problem: \(problem)") }
     print(r.isConsistent ? "audit: consistent" : "audit: INCONSISTENT (\(r.problems.count) problems)")
 }
