@@ -325,14 +325,17 @@ public final class Bank: Sendable {
     /// are judged again, outside the lock as before, after a random pause,
     /// up to `settleAttempts` times; then the Deposit is refused as
     /// contended (`settlementContended`), and sending it again later settles
-    /// it. Judging under the lock instead
-    /// would let a merchant stall the bank at will by settling one of its
-    /// tickets while a costly Deposit is being judged.
+    /// it. Judging under the lock instead would let a merchant stall the bank
+    /// at will by settling one of its tickets while a costly Deposit is being
+    /// judged. The checks of the Deposit's bytes (tag, layout, digest) run
+    /// once; each transaction checks again what the ledger holds (the
+    /// merchant's account, a Receipt already given).
     public func settle(deposit bytes: [UInt8], now: UInt64) throws(BankError) -> Receipt {
         guard bytes.count >= Deposit.minimumByteCount, bytes[0] == WireKind.deposit.rawValue else {
             throw Self.malformedDeposit(bytes)
         }
         let merchant = Self.u64(bytes, at: 16)
+        var admitted: Admitted?
         for attempt in 0..<Self.settleAttempts {
             if attempt > 0 {
                 // Back off a random while, longer each time, so that two
@@ -341,9 +344,11 @@ public final class Bank: Sendable {
             }
             let planned = try Self.run {
                 try store.read { tx -> Settlement in
-                    switch try admit(bytes, merchant: merchant, tx: tx) {
+                    switch try admit(bytes, merchant: merchant, tx: tx, checked: admitted) {
                     case .answered(let receipt): return .answered(receipt)
-                    case .new(let deposit, _, _): return .judged(try judge(deposit, merchant: merchant, now: now, tx: tx))
+                    case .new(let checked):
+                        admitted = checked
+                        return .judged(try judge(checked.deposit, merchant: merchant, now: now, tx: tx))
                     }
                 }
             }
@@ -354,12 +359,12 @@ public final class Bank: Sendable {
             }
             let committed = try Self.run {
                 try store.write { tx -> Receipt? in
-                    switch try admit(bytes, merchant: merchant, tx: tx) {
+                    switch try admit(bytes, merchant: merchant, tx: tx, checked: admitted) {
                     case .answered(let receipt):
                         return receipt // settled meanwhile by another call
-                    case .new(let deposit, let sha, let merchantMAC):
+                    case .new(let checked):
                         guard try judgement.stillHolds(tx) else { return nil }
-                        return try commit(judgement, of: deposit, sha256: sha, merchant: merchant, merchantMAC: merchantMAC, tx: tx)
+                        return try commit(judgement, of: checked, merchant: merchant, tx: tx)
                     }
                 }
             }
@@ -373,8 +378,9 @@ public final class Bank: Sendable {
 
     /// Writes a judgement: the journal's credits in claim order, the tickets,
     /// and the Receipt.
-    private func commit(_ judgement: Judgement, of deposit: Deposit, sha256 sha: Bytes32, merchant: UInt64,
-                        merchantMAC: MACKey, tx: any LedgerTransaction) throws -> Receipt {
+    private func commit(_ judgement: Judgement, of admitted: Admitted, merchant: UInt64,
+                        tx: any LedgerTransaction) throws -> Receipt {
+        let deposit = admitted.deposit
         for (serial, credit) in judgement.credits {
             try tx.post(JournalEntry(debit: .escrow(serial: serial), credit: .merchant(merchant),
                                      amount: credit, kind: .settle,
@@ -382,16 +388,23 @@ public final class Bank: Sendable {
         }
         for ticket in judgement.changed.values { try tx.updateTicket(ticket) }
         let receipt = Receipt.make(answering: deposit, codes: judgement.codes, credited: judgement.credited,
-                                   merchantMAC: merchantMAC)
-        try tx.insertReceipt(StoredReceipt(merchant: merchant, batchID: deposit.batchID, depositSHA256: sha,
+                                   merchantMAC: admitted.merchantMAC)
+        try tx.insertReceipt(StoredReceipt(merchant: merchant, batchID: deposit.batchID, depositSHA256: admitted.sha256,
                                            receipt: receipt.bytes, credited: judgement.credited))
         return receipt
+    }
+
+    /// A Deposit whose bytes passed §9.2's checks.
+    private struct Admitted {
+        let deposit: Deposit
+        let sha256: Bytes32
+        let merchantMAC: MACKey
     }
 
     private enum Admission {
         /// The merchant already has this Deposit's Receipt.
         case answered(Receipt)
-        case new(Deposit, sha256: Bytes32, merchantMAC: MACKey)
+        case new(Admitted)
     }
 
     private enum Settlement {
@@ -400,12 +413,26 @@ public final class Bank: Sendable {
     }
 
     /// §9.2's admission of a Deposit, in its order, and the lookup of a
-    /// Receipt already given for it.
-    private func admit(_ bytes: [UInt8], merchant: UInt64, tx: any LedgerTransaction) throws -> Admission {
+    /// Receipt already given for it. The checks of the bytes alone (2 to 5)
+    /// are skipped when `checked` holds their result from an earlier call.
+    private func admit(_ bytes: [UInt8], merchant: UInt64, tx: any LedgerTransaction,
+                       checked: Admitted?) throws -> Admission {
         // 1. An open merchant of this bank.
         guard let account = try tx.account(merchant), account.role == .merchant else {
             throw BankError.unknownMerchant(merchant)
         }
+        let admitted = try checked ?? checkBytes(bytes, merchant: merchant)
+        if let stored = try tx.storedReceipt(merchant: merchant, batchID: admitted.deposit.batchID) {
+            guard stored.depositSHA256 == admitted.sha256 else {
+                throw BankError.batchReused(merchant: merchant, batchID: admitted.deposit.batchID)
+            }
+            return .answered(try Receipt(decoding: stored.receipt))
+        }
+        return .new(admitted)
+    }
+
+    /// §9.2's checks 2 to 5, on the Deposit's bytes alone.
+    private func checkBytes(_ bytes: [UInt8], merchant: UInt64) throws -> Admitted {
         // 2. The tag, over the raw bytes: it is checked before the layout.
         let merchantMAC = MACKey(macOf: merchantKey(merchant))
         let tagOffset = bytes.count - 16
@@ -423,15 +450,7 @@ public final class Bank: Sendable {
         }
         let deposit: Deposit
         do throws(MicropayError) { deposit = try Deposit(decoding: bytes) } catch { throw BankError.malformed(error) }
-
-        let sha = Engine.sha256(bytes)
-        if let stored = try tx.storedReceipt(merchant: merchant, batchID: deposit.batchID) {
-            guard stored.depositSHA256 == sha else {
-                throw BankError.batchReused(merchant: merchant, batchID: deposit.batchID)
-            }
-            return .answered(try Receipt(decoding: stored.receipt))
-        }
-        return .new(deposit, sha256: sha, merchantMAC: merchantMAC)
+        return Admitted(deposit: deposit, sha256: Engine.sha256(bytes), merchantMAC: merchantMAC)
     }
 
     /// A Deposit's claims judged on the ledger as one transaction saw it.
