@@ -43,7 +43,7 @@ public enum MicropayError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidKeyLength(let n): "a key is 32 bytes, got \(n)"
         case .invalidHex: "not hexadecimal"
         case .unsupportedKernel(let name): "\(name) does not run on this CPU"
-        case .threadCount(let n): "\(n) threads: a batch verifier takes 1 to 256"
+        case .threadCount(let n): "\(n) threads: a batch verifier takes 1 to \(BatchVerifier.maxThreads)"
         case .amountOverflow: "amount overflows 64 bits"
         }
     }

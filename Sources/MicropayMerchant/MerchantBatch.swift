@@ -147,9 +147,7 @@ extension Merchant {
 
     /// All cores by default, up to the verifier's 256: the shards of the
     /// batch verifier run one per thread.
-    public static var defaultThreads: Int {
-        min(ProcessInfo.processInfo.activeProcessorCount, BatchVerifier.maxThreads)
-    }
+    public static var defaultThreads: Int { verifierThreads(ProcessInfo.processInfo.activeProcessorCount) }
 
     /// The batch verifier's table for `threads` shards and the pinned
     /// kernel: the one in memory if it fits, else one built from it or from
