@@ -166,35 +166,82 @@ public final class Bank: Sendable {
     }
 
     /// Money comes in from outside: external → customer.
-    public func fund(customer: UInt64, amount: UInt64) throws(BankError) {
+    ///
+    /// With a `requestID` (the caller's own, unique per transfer) the money
+    /// moves once however often the call is repeated: a retry of a call whose
+    /// reply was lost returns `.alreadyDone`, and the id with another account
+    /// or amount is refused (`transferIDReused`).
+    @discardableResult
+    public func fund(customer: UInt64, amount: UInt64, requestID: String? = nil) throws(BankError) -> TransferOutcome {
         try Self.checkAmount(amount)
-        try Self.run {
+        let record = try Self.transferRecord(requestID, .fund, account: customer, amount: amount)
+        return try Self.run {
             try store.write { tx in
+                if let record, try Self.alreadyDone(record, tx) { return .alreadyDone }
                 try Self.requireAccount(tx, customer, role: .customer)
                 let circulation = try tx.circulation()
                 guard circulation <= UInt64(Int64.max) - amount else { throw BankError.amountOverflow }
                 try tx.post(JournalEntry(debit: .external, credit: .customer(customer), amount: amount, kind: .fund,
-                                         reference: "fund \(customer)"))
+                                         reference: Self.reference("fund \(customer)", record)))
                 try tx.setCirculation(circulation + amount)
+                return .moved
             }
         }
     }
 
-    /// Money goes out from a customer's or a merchant's balance, never below zero.
-    public func withdraw(account number: UInt64, amount: UInt64) throws(BankError) {
+    /// Money goes out from a customer's or a merchant's balance, never below
+    /// zero. A `requestID` makes it happen once, as for `fund`.
+    @discardableResult
+    public func withdraw(account number: UInt64, amount: UInt64, requestID: String? = nil) throws(BankError) -> TransferOutcome {
         try Self.checkAmount(amount)
-        try Self.run {
+        let record = try Self.transferRecord(requestID, .withdraw, account: number, amount: amount)
+        return try Self.run {
             try store.write { tx in
+                if let record, try Self.alreadyDone(record, tx) { return .alreadyDone }
                 guard let account = try tx.account(number) else { throw BankError.unknownAccount(number) }
                 guard account.balance >= amount else {
                     throw BankError.insufficientFunds(account: number, balance: account.balance, needed: amount)
                 }
                 let side: LedgerAccount = account.role == .customer ? .customer(number) : .merchant(number)
                 try tx.post(JournalEntry(debit: side, credit: .external, amount: amount, kind: .withdraw,
-                                         reference: "withdraw \(number)"))
+                                         reference: Self.reference("withdraw \(number)", record)))
                 try tx.setCirculation(try tx.circulation() - amount)
+                return .moved
             }
         }
+    }
+
+    /// What a fund or withdrawal did.
+    public enum TransferOutcome: Sendable, Equatable {
+        /// The money moved now.
+        case moved
+        /// Its request id had already moved this very transfer: nothing moved again.
+        case alreadyDone
+    }
+
+    /// The record a transfer under `requestID` leaves; nil without one.
+    private static func transferRecord(_ requestID: String?, _ kind: TransferRecord.Kind, account: UInt64,
+                                       amount: UInt64) throws(BankError) -> TransferRecord? {
+        guard let requestID else { return nil }
+        // Printable ASCII only: two ids that look alike are the same bytes.
+        let valid = (1...64).contains(requestID.utf8.count) && requestID.utf8.allSatisfy { (0x21...0x7e).contains($0) }
+        guard valid else { throw .badTransferID(requestID) }
+        return TransferRecord(requestID: requestID, kind: kind, account: account, amount: amount)
+    }
+
+    /// Whether `record`'s request id has moved this transfer already; if the id
+    /// is new, records it in this transaction, so it commits with the money.
+    private static func alreadyDone(_ record: TransferRecord, _ tx: any LedgerTransaction) throws -> Bool {
+        guard let earlier = try tx.transfer(requestID: record.requestID) else {
+            try tx.insertTransfer(record)
+            return false
+        }
+        guard earlier == record else { throw BankError.transferIDReused(earlier: earlier) }
+        return true
+    }
+
+    private static func reference(_ base: String, _ record: TransferRecord?) -> String {
+        record.map { "\(base) request \($0.requestID)" } ?? base
     }
 
     public func account(_ number: UInt64) throws(BankError) -> AccountRecord? {

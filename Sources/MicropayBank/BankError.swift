@@ -52,6 +52,11 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The account exists but has the other role.
     case wrongRole(account: UInt64, expected: AccountRole)
     case zeroAmount
+    /// A fund's or withdrawal's request id is not 1 to 64 printable ASCII
+    /// characters (no spaces).
+    case badTransferID(String)
+    /// The request id already moved other money: `earlier` is what it moved.
+    case transferIDReused(earlier: TransferRecord)
     /// SQLite stores signed 64-bit integers: amounts above Int64.max are refused.
     case amountTooLarge(UInt64)
     /// A balance or the money in circulation would exceed Int64.max.
@@ -115,6 +120,9 @@ public enum BankError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownAccount(let a): "no account \(a)"
         case .wrongRole(let a, let r): "account \(a) is not a \(r) account"
         case .zeroAmount: "amount must be positive"
+        case .badTransferID(let r): "request id \"\(r)\" is not 1 to 64 printable ASCII characters without spaces"
+        case .transferIDReused(let t):
+            "request id \"\(t.requestID)\" was already used to \(t.kind) \(t.amount) (account \(t.account))"
         case .amountTooLarge(let a): "amount \(a) exceeds \(Int64.max)"
         case .amountOverflow: "a balance would exceed \(Int64.max)"
         case .clockOutOfRange(let t): "time \(t) out of range"

@@ -173,6 +173,28 @@ public struct StoredIssue: Sendable, Equatable {
     public var ticket: [UInt8]
 }
 
+/// A fund or withdrawal made under the caller's request id: what it moved,
+/// kept so that the same id sent again (a retry after a timeout or a
+/// crash) moves nothing a second time.
+public struct TransferRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case fund
+        case withdraw
+    }
+
+    public var requestID: String
+    public var kind: Kind
+    public var account: UInt64
+    public var amount: UInt64
+
+    public init(requestID: String, kind: Kind, account: UInt64, amount: UInt64) {
+        self.requestID = requestID
+        self.kind = kind
+        self.account = account
+        self.amount = amount
+    }
+}
+
 /// The Receipt stored for a batch id (§9.2), bound to the Deposit's bytes by
 /// their full SHA-256.
 public struct StoredReceipt: Sendable, Equatable {
@@ -233,6 +255,8 @@ public protocol LedgerTransaction {
     func storedReceipt(merchant: UInt64, batchID: UInt64) throws -> StoredReceipt?
     func insertReceipt(_ receipt: StoredReceipt) throws
     func receipts(merchant: UInt64) throws -> [StoredReceipt]
+    func transfer(requestID: String) throws -> TransferRecord?
+    func insertTransfer(_ transfer: TransferRecord) throws
 }
 
 /// A ledger that runs each body in one transaction: `write` commits

@@ -134,6 +134,20 @@ public final class SQLiteLedgerStore: LedgerStore {
                     BEGIN SELECT RAISE(ABORT, 'issued replies are immutable'); END;
                 """)
         }
+        // Request ids of funds and withdrawals (Bank.fund, Bank.withdraw).
+        migrator.registerMigration("v2 transfers") { db in
+            try db.execute(sql: """
+                CREATE TABLE transfers (
+                    request_id TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('fund', 'withdraw')),
+                    account INTEGER NOT NULL,
+                    amount INTEGER NOT NULL CHECK (amount > 0));
+                CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
+                    BEGIN SELECT RAISE(ABORT, 'transfers are immutable'); END;
+                CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
+                    BEGIN SELECT RAISE(ABORT, 'transfers are immutable'); END;
+                """)
+        }
         return migrator
     }
 }
@@ -403,5 +417,20 @@ struct SQLiteLedgerTransaction: LedgerTransaction {
     func receipts(merchant: UInt64) throws -> [StoredReceipt] {
         try fetchRows(sql: "SELECT * FROM receipts WHERE merchant = ? ORDER BY batch_id", arguments: [id(merchant)])
             .map(receiptRecord)
+    }
+
+    func transfer(requestID: String) throws -> TransferRecord? {
+        guard let row = try fetchRow(sql: "SELECT * FROM transfers WHERE request_id = ?", arguments: [requestID]) else {
+            return nil
+        }
+        let kind: String = row["kind"]
+        guard let known = TransferRecord.Kind(rawValue: kind) else { throw BankError.storage("transfer kind \(kind)") }
+        return TransferRecord(requestID: requestID, kind: known, account: id(row["account"] as Int64),
+                              amount: try amount(row["amount"] as Int64))
+    }
+
+    func insertTransfer(_ t: TransferRecord) throws {
+        try exec(sql: "INSERT INTO transfers (request_id, kind, account, amount) VALUES (?, ?, ?, ?)",
+                 arguments: [t.requestID, t.kind.rawValue, id(t.account), try amount(t.amount)])
     }
 }

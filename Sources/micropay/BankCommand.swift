@@ -129,8 +129,13 @@ struct BankFund: ParsableCommand {
         commandName: "fund",
         abstract: "Pay money into a customer's account (from outside the bank).",
         discussion: """
+            With --request-id the money moves once, however often the command is
+            run: run it again after a crash or a timeout and it says the transfer
+            was already done. The same id with another account or amount is
+            refused (exit 65).
+
             Example:
-              micropay bank fund --dir bank --account 1 --amount 1000000
+              micropay bank fund --dir bank --account 1 --amount 1000000 --request-id pay-in-0001
             """
     )
 
@@ -139,13 +144,18 @@ struct BankFund: ParsableCommand {
     var account: UInt64
     @Option(help: "Micro-units to pay in.")
     var amount: UInt64
+    @Option(help: "Your id for this transfer (1 to 64 printable ASCII characters, no spaces), unique per transfer.")
+    var requestID: String?
 
     func run() throws {
         try reportingErrors {
             let bank = try location.open()
-            try bankCall { () throws(BankError) in try bank.fund(customer: account, amount: amount) }
+            let outcome = try bankCall { () throws(BankError) in
+                try bank.fund(customer: account, amount: amount, requestID: requestID)
+            }
             let balance = try bankCall { () throws(BankError) in try bank.balance(of: account) }
-            print("funded account \(account) with \(money(amount)); balance \(money(balance))")
+            let done = outcome == .moved ? "funded" : "already funded (request id \(requestID ?? ""))"
+            print("\(done) account \(account) with \(money(amount)); balance \(money(balance))")
         }
     }
 }
@@ -155,10 +165,11 @@ struct BankWithdraw: ParsableCommand {
         commandName: "withdraw",
         abstract: "Pay money out of a customer's or merchant's account.",
         discussion: """
-            Refused (exit 65) if the balance does not cover the amount.
+            Refused (exit 65) if the balance does not cover the amount. With
+            --request-id the money moves once, as for `bank fund`.
 
             Example:
-              micropay bank withdraw --dir bank --account 2 --amount 4800
+              micropay bank withdraw --dir bank --account 2 --amount 4800 --request-id pay-out-0001
             """
     )
 
@@ -167,13 +178,18 @@ struct BankWithdraw: ParsableCommand {
     var account: UInt64
     @Option(help: "Micro-units to pay out.")
     var amount: UInt64
+    @Option(help: "Your id for this transfer (1 to 64 printable ASCII characters, no spaces), unique per transfer.")
+    var requestID: String?
 
     func run() throws {
         try reportingErrors {
             let bank = try location.open()
-            try bankCall { () throws(BankError) in try bank.withdraw(account: account, amount: amount) }
+            let outcome = try bankCall { () throws(BankError) in
+                try bank.withdraw(account: account, amount: amount, requestID: requestID)
+            }
             let balance = try bankCall { () throws(BankError) in try bank.balance(of: account) }
-            print("withdrew \(money(amount)) from account \(account); balance \(money(balance))")
+            let done = outcome == .moved ? "withdrew" : "already withdrew (request id \(requestID ?? ""))"
+            print("\(done) \(money(amount)) from account \(account); balance \(money(balance))")
         }
     }
 }

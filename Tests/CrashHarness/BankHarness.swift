@@ -2,12 +2,16 @@ import Foundation
 import MicropayBank
 import MicropayCore
 
-/// `CrashHarness bank run <dir> [iterations]`: issues tickets and settles
-/// Deposits on the ledger in `dir` until killed (or for `iterations`
-/// rounds). Before each operation it writes the request/Deposit to a pending
-/// file; on start it re-sends whatever is pending, as a client whose
-/// connection dropped would, so a crash at any instant is followed by a
-/// retry. Exits 3 if a retry is not answered byte for byte.
+/// `CrashHarness bank run <dir> [iterations]`: issues tickets, settles
+/// Deposits, funds and withdraws on the ledger in `dir` until killed (or for
+/// `iterations` rounds). Before each operation it writes the request,
+/// Deposit or transfer to a pending file; on start it re-sends whatever is
+/// pending, as a client whose connection dropped would, so a crash at any
+/// instant is followed by a retry. Exits 3 if a retry is not answered byte
+/// for byte, or moves a transfer's money again. Each transfer the bank has
+/// answered is appended to `transfers.log` ("kind id amount"; a line may
+/// appear twice if a kill fell between the append and clearing the pending
+/// file): what the ledger's funded and withdrawn totals must add up to.
 ///
 /// `CrashHarness bank bench <dir> <count> <full|normal>`: times `count`
 /// ticket issues on a fresh durable ledger and prints issues per second.
@@ -44,6 +48,8 @@ struct BankHarness {
     let merchantMAC: MACKey
     var pendingRequest: URL { directory.appendingPathComponent("pending-request") }
     var pendingDeposit: URL { directory.appendingPathComponent("pending-deposit") }
+    var pendingTransfer: URL { directory.appendingPathComponent("pending-transfer") }
+    var transfersLog: URL { directory.appendingPathComponent("transfers.log") }
 
     init(directory path: String) throws {
         directory = URL(fileURLWithPath: path)
@@ -61,7 +67,9 @@ struct BankHarness {
         if let code = try resendPending() { return code }
         var rng = SplitMix64(seed: UInt64(getpid()) ^ UInt64(Date().timeIntervalSince1970 * 1000))
         for round in 0..<iterations {
-            if try bank.balance(of: Self.customer) < 2_000_000 { try bank.fund(customer: Self.customer, amount: 10_000_000) }
+            if try bank.balance(of: Self.customer) < 2_000_000 {
+                guard try transfer("fund", amount: 10_000_000, rng: &rng) else { return 3 }
+            }
             guard let (issued, claims) = try issueOne(round: round, rng: &rng) else { return 3 }
             let deposit = Deposit.make(bankID: Self.bankID, batchID: issued.serial, merchant: Self.merchant,
                                        claims: claims, merchantMAC: merchantMAC)
@@ -70,9 +78,51 @@ struct BankHarness {
             if rng.next() % 3 == 0, try bank.settle(deposit: deposit.bytes, now: Self.epoch + 1) != receipt { return 3 }
             try? FileManager.default.removeItem(at: pendingDeposit)
             if round % 10 == 9 { _ = try bank.refundExpired(now: Self.epoch + 10 * 86400) }
-            if round % 7 == 3 { try bank.withdraw(account: Self.customer, amount: 1 + rng.next() % 1000) }
+            if round % 7 == 3 {
+                guard try transfer("withdraw", amount: 1 + rng.next() % 1000, rng: &rng) else { return 3 }
+            }
+            if round % 5 == 1 {
+                guard try transfer("fund", amount: 1 + rng.next() % 100_000, rng: &rng) else { return 3 }
+            }
         }
         return 0
+    }
+
+    /// Funds or withdraws under a new request id, pending until answered, and
+    /// logs it; false if a retry moved the money again.
+    private func transfer(_ kind: String, amount: UInt64, rng: inout SplitMix64) throws -> Bool {
+        let line = "\(kind) \(UUID().uuidString) \(amount)"
+        try write(Array(line.utf8), to: pendingTransfer)
+        guard try send(line) == .moved else { return false }
+        if rng.next() % 3 == 0, try send(line) != .alreadyDone { return false }
+        try log(line)
+        try? FileManager.default.removeItem(at: pendingTransfer)
+        return true
+    }
+
+    /// Sends the transfer a pending-transfer line describes.
+    private func send(_ line: String) throws -> Bank.TransferOutcome {
+        let fields = line.split(separator: " ").map(String.init)
+        guard fields.count == 3, let amount = UInt64(fields[2]) else { throw HarnessError.pendingTransfer(line) }
+        switch fields[0] {
+        case "fund": return try bank.fund(customer: Self.customer, amount: amount, requestID: fields[1])
+        case "withdraw": return try bank.withdraw(account: Self.customer, amount: amount, requestID: fields[1])
+        default: throw HarnessError.pendingTransfer(line)
+        }
+    }
+
+    private func log(_ line: String) throws {
+        if !FileManager.default.fileExists(atPath: transfersLog.path) {
+            _ = FileManager.default.createFile(atPath: transfersLog.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: transfersLog)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    enum HarnessError: Error {
+        case pendingTransfer(String)
     }
 
     /// A client that lost its connection sends the same bytes again.
@@ -89,6 +139,13 @@ struct BankHarness {
                 guard case .malformed = error else { throw error }
             }
             try? FileManager.default.removeItem(at: pendingDeposit)
+        }
+        // Written atomically, so whole: the kill fell before the bank answered or after.
+        if let data = try? Data(contentsOf: pendingTransfer) {
+            let line = String(decoding: data, as: UTF8.self)
+            _ = try send(line)
+            try log(line)
+            try? FileManager.default.removeItem(at: pendingTransfer)
         }
         return nil
     }

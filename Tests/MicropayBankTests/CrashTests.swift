@@ -84,5 +84,24 @@ struct CrashTests {
         #expect(serial > UInt64(kills))
         // balance = funded − withdrawn − limits + refunded, summed so no step can go below zero.
         #expect(try bank.balance(of: 1001) + limits == audit.funded + refunded - audit.withdrawn)
+        // Transferred once: the journal's funds and withdrawals are those the
+        // harness was answered for, each request id counted once, though every
+        // kill between a transfer's commit and its pending file's removal
+        // was followed by the same transfer sent again.
+        let log = try String(contentsOf: dir.appendingPathComponent("transfers.log"), encoding: .utf8)
+        var transfers: [String: (kind: String, amount: UInt64)] = [:]
+        for line in log.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 3, let amount = UInt64(fields[2]) else {
+                Issue.record("transfers.log line \(line)")
+                continue
+            }
+            if let seen = transfers[fields[1]] { #expect(seen.kind == fields[0] && seen.amount == amount) }
+            transfers[fields[1]] = (fields[0], amount)
+        }
+        let funded = transfers.values.filter { $0.kind == "fund" }.reduce(UInt64(0)) { $0 + $1.amount }
+        let withdrawn = transfers.values.filter { $0.kind == "withdraw" }.reduce(UInt64(0)) { $0 + $1.amount }
+        #expect(funded > 0 && withdrawn > 0, "the harness made no transfer of some kind")
+        #expect(audit.funded == funded && audit.withdrawn == withdrawn)
     }
 }

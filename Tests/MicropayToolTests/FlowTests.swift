@@ -123,6 +123,26 @@ struct FlowTests {
         #expect(replaced.stderr.contains("not the one this ledger was created with"))
     }
 
+    @Test("fund and withdraw with --request-id: run twice, the money moves once")
+    func transfersWithRequestIDs() throws {
+        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
+        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer"]))
+        let fund = ["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "9000", "--request-id", "in-7"]
+        #expect(try run(fund).hasPrefix("funded account \(customer) with 9000 µ"))
+        #expect(try run(fund).hasPrefix("already funded (request id in-7) account \(customer) with 9000 µ (0.009000); balance 9000 µ"))
+        let withdraw = ["bank", "withdraw", "--dir", "bank", "--account", customer, "--amount", "4000", "--request-id", "out-7"]
+        #expect(try run(withdraw).hasPrefix("withdrew 4000 µ"))
+        #expect(try run(withdraw).hasPrefix("already withdrew (request id out-7) 4000 µ (0.004000) from account \(customer); balance 5000 µ"))
+        // The id taken by another transfer, or not an id: refused, nothing moved.
+        let reused = try micropay(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "1", "--request-id", "in-7"], in: dir)
+        #expect(reused.status == 65)
+        #expect(reused.stderr == "micropay: bank: request id \"in-7\" was already used to fund 9000 (account \(customer))\n")
+        let spaced = try micropay(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "1", "--request-id", "in 8"], in: dir)
+        #expect(spaced.status == 65)
+        #expect(try run(["bank", "balance", "--dir", "bank", "--account", customer]).contains("5000 µ"))
+        #expect(try run(["bank", "audit", "--dir", "bank"]).contains("audit: consistent"))
+    }
+
     @Test("every command has --help with an example")
     func help() throws {
         let commands = [["demo"], ["bank", "init"], ["bank", "resolve-dispute"], ["bank", "open-account"], ["bank", "fund"], ["bank", "withdraw"],

@@ -228,6 +228,7 @@ func toolError(_ error: CustomerError, _ context: String = "wallet") -> ToolErro
 }
 
 /// Runs a role call, turning its typed error into a ToolError.
+@discardableResult
 func bankCall<T>(_ context: String = "bank", _ body: () throws(BankError) -> T) throws -> T {
     do { return try body() } catch { throw toolError(error, context) }
 }
