@@ -97,7 +97,8 @@ let package = Package(
         .testTarget(
             name: "MicropayCustomerTests",
             dependencies: ["MicropayCustomer"],
-            resources: [.copy("Resources/v1.json")]
+            // wallet-v1: a wallet written by the release before wallets kept their last payments.
+            resources: [.copy("Resources/v1.json"), .copy("Resources/wallet-v1")]
         ),
         // The tool driven as a process, as its users run it.
         .testTarget(

@@ -158,12 +158,14 @@ public final class Customer: @unchecked Sendable {
     }
 
     public func ticket(serial: UInt64) throws(CustomerError) -> WalletTicket {
-        try wallet.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
-                throw CustomerError.unknownTicket(serial)
-            }
-            return try Self.walletTicket(row)
+        try wallet.read { db in try Self.ticket(serial, db) }
+    }
+
+    private static func ticket(_ serial: UInt64, _ db: Database) throws -> WalletTicket {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
+            throw CustomerError.unknownTicket(serial)
         }
+        return try walletTicket(row)
     }
 
     public func tickets() throws(CustomerError) -> [WalletTicket] {
@@ -183,57 +185,87 @@ public final class Customer: @unchecked Sendable {
     }
 
     private func sessionKey(serial: UInt64) throws(CustomerError) -> SecretKey {
-        try wallet.read { db in
-            guard let data = try Data.fetchOne(db, sql: "SELECT session_key FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
-                throw CustomerError.unknownTicket(serial)
-            }
-            return try data.withUnsafeBytes { try SecretKey(bytes: $0) }
+        try wallet.read { db in try Self.sessionKey(serial, db) }
+    }
+
+    private static func sessionKey(_ serial: UInt64, _ db: Database) throws -> SecretKey {
+        guard let data = try Data.fetchOne(db, sql: "SELECT session_key FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
+            throw CustomerError.unknownTicket(serial)
         }
+        return try data.withUnsafeBytes { try SecretKey(bytes: $0) }
     }
 
     // MARK: Paying
 
     /// Pays `units` more units on a chain ticket: reveals the word at the new
-    /// index (O(√n) hashes from the nearest checkpoint).
+    /// index (O(√n) hashes from the nearest checkpoint). At most
+    /// `HashChain.maxGap` units at once: the merchant refuses a longer step
+    /// (§7.2), and a wallet past it could never pay on the ticket again.
+    ///
+    /// The ticket's position is read, advanced and stored, with the payment's
+    /// bytes (`lastPayment`), in one transaction: two processes paying on one
+    /// wallet never reveal the same word as two payments.
     public func pay(serial: UInt64, units: UInt32 = 1) throws(CustomerError) -> ChainPayment {
         guard units >= 1 else { throw .invalidArgument("pay at least one unit") }
+        guard units <= HashChain.maxGap else {
+            throw .invalidArgument("pay at most \(HashChain.maxGap) units at once (the merchant's gap rule), got \(units)")
+        }
         lock.lock(); defer { lock.unlock() }
-        let ticket = try self.ticket(serial: serial)
-        guard ticket.mode == .chain else { throw .wrongMode(serial: serial) }
-        let remaining = ticket.chainLength - ticket.paidIndex
-        guard units <= remaining else { throw .chainExhausted(serial: serial, remaining: remaining, requested: units) }
-        let index = ticket.paidIndex + units
-        let checkpoints = try wallet.read { db in
-            try Data.fetchOne(db, sql: "SELECT checkpoints FROM ticket WHERE serial = ?", arguments: [serial.stored])
+        return try wallet.write { db in
+            let ticket = try Self.ticket(serial, db)
+            guard ticket.mode == .chain else { throw CustomerError.wrongMode(serial: serial) }
+            let remaining = ticket.chainLength - ticket.paidIndex
+            guard units <= remaining else {
+                throw CustomerError.chainExhausted(serial: serial, remaining: remaining, requested: units)
+            }
+            let index = ticket.paidIndex + units
+            let checkpoints = try Data.fetchOne(db, sql: "SELECT checkpoints FROM ticket WHERE serial = ?",
+                                                arguments: [serial.stored])
+            guard let checkpoints,
+                  let chain = PaywordChain(chainID: ticket.chainID, length: ticket.chainLength, serialized: [UInt8](checkpoints)) else {
+                throw CustomerError.storage("ticket \(serial) has no valid chain checkpoints")
+            }
+            let payment = ChainPayment(bankID: bankID, serial: serial, index: index, word: chain.word(at: index))
+            try db.execute(sql: "UPDATE ticket SET paid_index = ?, last_payment = ? WHERE serial = ?",
+                           arguments: [Int64(index), Data(payment.encoded()), serial.stored])
+            return payment
         }
-        guard let checkpoints, let chain = PaywordChain(chainID: ticket.chainID, length: ticket.chainLength, serialized: [UInt8](checkpoints)) else {
-            throw .storage("ticket \(serial) has no valid chain checkpoints")
-        }
-        let payment = ChainPayment(bankID: bankID, serial: serial, index: index, word: chain.word(at: index))
-        try wallet.write { db in
-            try db.execute(sql: "UPDATE ticket SET paid_index = ? WHERE serial = ?", arguments: [Int64(index), serial.stored])
-        }
-        return payment
     }
 
-    /// Pays `amount` more on an order ticket, bound to `item`.
+    /// Pays `amount` more on an order ticket, bound to `item`; in one
+    /// transaction, as `pay`: no two orders share a seq.
     public func payOrder(serial: UInt64, amount: UInt64, item: Bytes16) throws(CustomerError) -> PaymentOrder {
         lock.lock(); defer { lock.unlock() }
-        let ticket = try self.ticket(serial: serial)
-        guard ticket.mode == .order else { throw .wrongMode(serial: serial) }
-        let remaining = ticket.limit - ticket.cumulative
-        guard amount <= remaining else { throw .overLimit(serial: serial, remaining: remaining, requested: amount) }
-        guard ticket.seq < UInt32.max else { throw .overLimit(serial: serial, remaining: remaining, requested: amount) }
-        let sessionMAC = MACKey(macOf: try sessionKey(serial: serial))
-        let order = PaymentOrder.make(bankID: bankID, serial: serial, seq: ticket.seq + 1, cumulative: ticket.cumulative + amount,
-                                      item: item, customerMAC: customerMAC, sessionMAC: sessionMAC)
-        try wallet.write { db in
-            try db.execute(sql: "UPDATE ticket SET seq = ?, cumulative = ? WHERE serial = ?",
-                           arguments: [Int64(order.seq), order.cumulative.stored, serial.stored])
+        return try wallet.write { db in
+            let ticket = try Self.ticket(serial, db)
+            guard ticket.mode == .order else { throw CustomerError.wrongMode(serial: serial) }
+            let remaining = ticket.limit - ticket.cumulative
+            guard amount <= remaining, ticket.seq < UInt32.max else {
+                throw CustomerError.overLimit(serial: serial, remaining: remaining, requested: amount)
+            }
+            let sessionMAC = MACKey(macOf: try Self.sessionKey(serial, db))
+            let order = PaymentOrder.make(bankID: bankID, serial: serial, seq: ticket.seq + 1,
+                                          cumulative: ticket.cumulative + amount, item: item,
+                                          customerMAC: customerMAC, sessionMAC: sessionMAC)
+            try db.execute(sql: "UPDATE ticket SET seq = ?, cumulative = ?, last_payment = ? WHERE serial = ?",
+                           arguments: [Int64(order.seq), order.cumulative.stored, Data(order.bytes), serial.stored])
             try db.execute(sql: "INSERT OR IGNORE INTO purchase (serial, item) VALUES (?, ?)",
                            arguments: [serial.stored, Data(item.bytes)])
+            return order
         }
-        return order
+    }
+
+    /// The wire bytes of the last payment made on the ticket (a ChainPayment
+    /// or a PaymentOrder), nil before the first. Sending them again is safe:
+    /// the merchant takes a payment byte-identical to the last one it
+    /// accepted as a `duplicate` (§7.1), with no second credit; a payment that
+    /// never reached it is accepted then.
+    public func lastPayment(serial: UInt64) throws(CustomerError) -> [UInt8]? {
+        try wallet.read { db in
+            _ = try Self.ticket(serial, db)
+            return try Data.fetchOne(db, sql: "SELECT last_payment FROM ticket WHERE serial = ?", arguments: [serial.stored])
+                .map { [UInt8]($0) }
+        }
     }
 
     // MARK: Information goods

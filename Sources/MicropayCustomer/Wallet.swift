@@ -8,9 +8,11 @@ import MicropayCore
 /// The customer's wallet file (SQLite through GRDB): the account, its key,
 /// the wallet secret that seeds every chain, pending requests and the
 /// tickets with their payment positions. Every payment's new position is
-/// written (synchronous = FULL) before the payment is handed out, so a crash
-/// can never make the wallet reuse a sequence number or pay a word twice as
-/// two different payments. The file holds secrets and is created owner-only.
+/// written (synchronous = FULL), with the payment's bytes, in the transaction
+/// that reads the old one and before the payment is handed out, so neither a
+/// crash nor another process paying on the same file can make the wallet
+/// reuse a sequence number or pay a word twice as two different payments.
+/// The file holds secrets and is created owner-only.
 final class Wallet: @unchecked Sendable {
     let database: DatabaseQueue
 
@@ -44,6 +46,8 @@ final class Wallet: @unchecked Sendable {
     static func open(path: String, durability: WalletDurability = .full) throws(CustomerError) -> Wallet {
         do {
             var configuration = Configuration()
+            // Another process paying on this wallet holds it for one payment: wait for it.
+            configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 try db.execute(sql: "PRAGMA synchronous = \(durability.rawValue)")
@@ -81,6 +85,10 @@ final class Wallet: @unchecked Sendable {
                     serial INTEGER NOT NULL, item BLOB NOT NULL,
                     PRIMARY KEY (serial, item));
                 """)
+        }
+        // The bytes of each ticket's last payment, to send again (Customer.lastPayment).
+        migrator.registerMigration("v2 last payment") { db in
+            try db.execute(sql: "ALTER TABLE ticket ADD COLUMN last_payment BLOB")
         }
         return migrator
     }

@@ -155,11 +155,18 @@ struct CustomerPay: ParsableCommand {
             With --batch F the record is appended to batch file F (created if
             missing); the ticket itself goes in front of the first payment on it
             (or always, with --with-ticket). With --out F the payment alone is written
-            to F.
+            to F. The output is opened before the wallet pays, so one that cannot be
+            created costs nothing.
+
+            --resend writes the ticket's last payment again, byte for byte, and pays
+            nothing (with --batch, the ticket goes in front of it): for a payment the
+            wallet made but that did not reach its file or the merchant. The merchant
+            takes it as a duplicate if it had it already, with no second credit.
 
             Example:
               micropay customer pay --wallet alice.db --serial 1 --units 3 --batch day.mpb
               micropay customer pay --wallet alice.db --serial 2 --amount 2500 --goods song.mpg --batch day.mpb
+              micropay customer pay --wallet alice.db --serial 1 --resend --batch day.mpb
             """
     )
 
@@ -180,9 +187,17 @@ struct CustomerPay: ParsableCommand {
     var out: String?
     @Flag(name: .customLong("with-ticket"), help: "Put the ticket in the batch in front of this payment.")
     var withTicket = false
+    @Flag(help: "Write the ticket's last payment again; pay nothing.")
+    var resend = false
 
     func validate() throws {
-        guard (units == nil) != (amount == nil) else { throw ValidationError("give exactly one of --units (chain) and --amount (order)") }
+        if resend {
+            guard units == nil && amount == nil && item == nil && goods == nil else {
+                throw ValidationError("--resend pays nothing: give none of --units, --amount, --item and --goods")
+            }
+        } else {
+            guard (units == nil) != (amount == nil) else { throw ValidationError("give exactly one of --units (chain) and --amount (order)") }
+        }
         if let units { guard (1...4096).contains(units) else { throw ValidationError("--units must be 1...4096") } }
         if units != nil, item != nil || goods != nil { throw ValidationError("--item and --goods are for orders") }
         if item != nil && goods != nil { throw ValidationError("give at most one of --item and --goods") }
@@ -195,13 +210,21 @@ struct CustomerPay: ParsableCommand {
             var itemDigest = Bytes16()
             if let item { itemDigest = try parseHex16(item, option: "--item") }
             if let goods { itemDigest = try readObject(goods, as: "GoodsStream") { try GoodsStream(decoding: $0) }.item }
-            if let batch, FileManager.default.fileExists(atPath: batch) { try checkBatchFile(batch) }
             let customer = try location.open()
             let before = try customerCall { () throws(CustomerError) in try customer.ticket(serial: serial) }
-            let firstPayment = before.paidIndex == 0 && before.seq == 0
+            // Opened before the wallet moves: an output that cannot be made fails here, costing nothing.
+            let appender = try batch.map { try BatchAppender(path: $0) }
+            let output = try out.map { try StreamingOutput(path: $0) }
             let record: [UInt8]
             let what: String
-            if let units {
+            if resend {
+                let stored = try customerCall { () throws(CustomerError) in try customer.lastPayment(serial: serial) }
+                guard let last = stored else {
+                    throw ToolError(.dataError, "ticket \(serial): no payment made yet, nothing to send again")
+                }
+                record = last
+                what = "the last payment on ticket \(serial) again"
+            } else if let units {
                 let payment = try customerCall { () throws(CustomerError) in try customer.pay(serial: serial, units: units) }
                 record = payment.encoded()
                 what = "chain word \(payment.index) on ticket \(serial) (\(money(UInt64(units) * before.unit)))"
@@ -212,13 +235,21 @@ struct CustomerPay: ParsableCommand {
                 record = order.bytes
                 what = "order \(order.seq) on ticket \(serial) (\(money(amount!)), \(money(order.cumulative)) in all)"
             }
-            if let batch {
-                let sendTicket = withTicket || firstPayment
-                try appendToBatch(batch, records: sendTicket ? [before.ticket.bytes, record] : [record])
-                print("appended \(sendTicket ? "the ticket and " : "")\(what) to \(batch)")
-            } else if let out {
-                try writeOutput(out, record)
-                print("wrote \(out): \(what)")
+            do {
+                if let appender {
+                    let sendTicket = withTicket || resend || (before.paidIndex == 0 && before.seq == 0)
+                    try appender.append(sendTicket ? [before.ticket.bytes, record] : [record])
+                    print("appended \(sendTicket ? "the ticket and " : "")\(what) to \(appender.path)")
+                } else if let output {
+                    record.withUnsafeBufferPointer { output.append($0) }
+                    try output.commit()
+                    print("wrote \(output.path): \(what)")
+                }
+            } catch let error as ToolError where !resend {
+                // Paid, but not written: the wallet keeps the payment's bytes.
+                let target = batch.map { "--batch \($0)" } ?? "--out \(out ?? "")"
+                throw ToolError(error.kind, "\(error.message); the payment is made and kept in the wallet: "
+                                + "`micropay customer pay --wallet \(location.wallet) --serial \(serial) --resend \(target)` writes it again")
             }
         }
     }

@@ -123,6 +123,49 @@ struct FlowTests {
         #expect(replaced.stderr.contains("not the one this ledger was created with"))
     }
 
+    @Test("customer pay: an output that cannot be made costs nothing; a lost payment is sent again with --resend")
+    func paymentsThatDidNotReachTheirFile() throws {
+        let issued = 1_900_000_000
+        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
+        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
+        let merchantOut = try run(["bank", "open-account", "--dir", "bank", "--role", "merchant"])
+        let merchant = try number(after: "account", in: merchantOut)
+        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "100000"])
+        _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
+                     "--mode", "chain", "--merchant", merchant, "--unit", "10", "--length", "100", "--out", "r1"])
+        _ = try run(["customer", "request", "--wallet", "w.db", "--mode", "order", "--merchant", merchant, "--limit", "5000", "--out", "r2"])
+        var serials: [String] = []
+        for n in 1...2 {
+            _ = try run(["bank", "issue", "--dir", "bank", "--request", "r\(n)", "--envelope", "e\(n)", "--ticket", "t\(n)", "--now", "\(issued)"])
+            serials.append(try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "e\(n)", "--ticket", "t\(n)"])))
+        }
+        let pay = ["customer", "pay", "--wallet", "w.db", "--serial"]
+        // Nothing to send again before a payment; an output in a missing folder: refused before paying.
+        #expect(try micropay(pay + [serials[0], "--resend", "--out", "p"], in: dir).status == 65)
+        #expect(try micropay(pay + [serials[0], "--units", "3", "--out", "no/such/dir/p"], in: dir).status == 73)
+        #expect(try micropay(pay + [serials[1], "--amount", "400", "--batch", "no/such/dir/day.mpb"], in: dir).status == 73)
+        #expect(try run(pay + [serials[0], "--units", "1", "--batch", "day.mpb"]).contains("chain word 1 on ticket"))
+        // Paid, then the file is lost before it reaches the merchant: sent again, twice.
+        #expect(try run(pay + [serials[0], "--units", "2", "--out", "lost"]).contains("chain word 3"))
+        #expect(try run(pay + [serials[1], "--amount", "400", "--out", "lost2"]).contains("order 1 on ticket"))
+        let lost = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/lost"))
+        try FileManager.default.removeItem(atPath: "\(dir)/lost")
+        for _ in 0..<2 {
+            #expect(try run(pay + [serials[0], "--resend", "--batch", "day.mpb"]).contains("the ticket and the last payment on ticket"))
+        }
+        _ = try run(pay + [serials[1], "--resend", "--batch", "day.mpb"])
+        _ = try run(pay + [serials[0], "--resend", "--out", "again"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/again")) == lost)
+        #expect(try run(pay + [serials[0], "--units", "1", "--batch", "day.mpb"]).contains("chain word 4"))
+        #expect(try micropay(pay + [serials[0], "--resend", "--units", "1", "--batch", "day.mpb"], in: dir).status == 64)
+
+        // Credited once each: words 1, 3 (once, then a duplicate), 4; the order of 400.
+        let verify = try parseJSON(try run(["merchant", "verify", "day.mpb", "--bank-id", "9", "--merchant", merchant,
+                                            "--key", try number(after: "key", in: merchantOut), "--now", "\(issued + 100)", "--json"]))
+        #expect(verify["credited"] as? Int == 40 + 400)
+        #expect((verify["verdicts"] as? [String: Any])?["duplicate"] as? Int == 1)
+    }
+
     @Test("fund and withdraw with --request-id: run twice, the money moves once")
     func transfersWithRequestIDs() throws {
         _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])

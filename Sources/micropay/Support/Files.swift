@@ -107,22 +107,46 @@ func readObject<T>(_ path: String, as what: String, _ decode: ([UInt8]) throws -
     }
 }
 
-/// Appends records to a batch file, creating it (with "MPB1") if it does
-/// not exist; refuses a file that is not a batch.
-func appendToBatch(_ path: String, records: [[UInt8]]) throws {
-    var bytes: [UInt8] = []
-    let exists = FileManager.default.fileExists(atPath: path)
-    if exists { try checkBatchFile(path) } else { bytes += BatchFile.magic }
-    for record in records {
-        bytes.append(UInt8(record.count >> 8))
-        bytes.append(UInt8(record.count & 0xff))
-        bytes += record
+/// A batch file opened for appending before its records exist, so that a
+/// file that cannot be written is found before anything is paid; created
+/// (and given "MPB1") if missing, removed again if nothing was appended to
+/// it. Refuses a file that is not a batch. An append adds its records whole
+/// or, on a failed write, cuts the file back to where it was: a short write
+/// must not leave half a record in front of later ones.
+final class BatchAppender {
+    let path: String
+    private let fd: Int32
+    private let created: Bool
+    private var appended = false
+
+    init(path: String) throws {
+        self.path = path
+        if FileManager.default.fileExists(atPath: path) { try checkBatchFile(path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ToolError(.cannotCreate, "\(path): cannot open the batch file for writing (\(errnoText()))") }
+        self.fd = fd
+        created = lseek(fd, 0, SEEK_END) == 0
     }
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw ToolError(.cannotCreate, "\(path): cannot open the batch file for writing (\(errnoText()))") }
-    defer { close(fd) }
-    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-    guard written == bytes.count else { throw ToolError(.ioError, "\(path): cannot append to the batch file (\(errnoText()))") }
+
+    deinit {
+        close(fd)
+        if created && !appended { unlink(path) }
+    }
+
+    func append(_ records: [[UInt8]]) throws {
+        let start = lseek(fd, 0, SEEK_END)
+        var bytes: [UInt8] = start == 0 ? BatchFile.magic : []
+        for record in records {
+            bytes.append(UInt8(record.count >> 8))
+            bytes.append(UInt8(record.count & 0xff))
+            bytes += record
+        }
+        if let failure = bytes.withUnsafeBytes({ writeAll(fd, $0) }) {
+            _ = ftruncate(fd, start)
+            throw ToolError(.ioError, "\(path): cannot append to the batch file (\(String(cString: strerror(failure))))")
+        }
+        appended = true
+    }
 }
 
 /// An output file written incrementally through a buffer (memory does not
