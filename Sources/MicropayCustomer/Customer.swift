@@ -132,7 +132,7 @@ public final class Customer: @unchecked Sendable {
         let serial = envelope.serial
         if let existing = try? self.ticket(serial: serial) { return existing }
         try wallet.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT bytes, checkpoints FROM request WHERE request_id = ?",
+            guard let row = try Row.fetchOne(db, sql: "SELECT bytes FROM request WHERE request_id = ?",
                                              arguments: [Data(body.requestID.bytes)]) else {
                 throw CustomerError.noPendingRequest(requestID: body.requestID.hex)
             }
@@ -144,14 +144,16 @@ public final class Customer: @unchecked Sendable {
                                     ("lifetime", body.expires &- body.issued == UInt64(request.lifetime))] where !matches {
                 throw CustomerError.envelopeMismatch(field: name)
             }
-            try db.execute(sql: """
-                INSERT INTO ticket (serial, merchant, "limit", unit, chain_length, chain_id, issued, expires,
-                                    session_key, ticket, checkpoints)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [serial.stored, body.merchant.stored, body.limit.stored, body.unit.stored,
-                                 Int64(body.chainLength), Data(body.chainID.bytes), body.issued.stored, body.expires.stored,
-                                 body.sessionKey.withUnsafeBytes { Data($0) }, Data(ticket.bytes),
-                                 row["checkpoints"] as Data?])
+            // The chain's checkpoints (secret words) move from the request within SQLite.
+            try Wallet.binding(body.sessionKey) { sessionKey in
+                try db.execute(sql: """
+                    INSERT INTO ticket (serial, merchant, "limit", unit, chain_length, chain_id, issued, expires,
+                                        session_key, ticket, checkpoints)
+                    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, checkpoints FROM request WHERE request_id = ?
+                    """, arguments: [serial.stored, body.merchant.stored, body.limit.stored, body.unit.stored,
+                                     Int64(body.chainLength), Data(body.chainID.bytes), body.issued.stored, body.expires.stored,
+                                     sessionKey, Data(ticket.bytes), Data(body.requestID.bytes)])
+            }
             try db.execute(sql: "DELETE FROM request WHERE request_id = ?", arguments: [Data(body.requestID.bytes)])
         }
         return try self.ticket(serial: serial)
@@ -189,10 +191,9 @@ public final class Customer: @unchecked Sendable {
     }
 
     private static func sessionKey(_ serial: UInt64, _ db: Database) throws -> SecretKey {
-        guard let data = try Data.fetchOne(db, sql: "SELECT session_key FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
-            throw CustomerError.unknownTicket(serial)
-        }
-        return try data.withUnsafeBytes { try SecretKey(bytes: $0) }
+        let rows = try Row.fetchCursor(db, sql: "SELECT session_key FROM ticket WHERE serial = ?", arguments: [serial.stored])
+        guard let row = try rows.next() else { throw CustomerError.unknownTicket(serial) }
+        return try Wallet.secretKey(row, "session_key")
     }
 
     // MARK: Paying

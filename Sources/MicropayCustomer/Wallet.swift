@@ -35,10 +35,13 @@ final class Wallet: @unchecked Sendable {
         Glibc.close(fd)
         let wallet = try open(path: path)
         try wallet.write { db in
-            try db.execute(
-                sql: "INSERT INTO identity (id, bank_id, account, key, wallet_secret) VALUES (1, ?, ?, ?, ?)",
-                arguments: [Int64(identity.bankID), Int64(bitPattern: identity.account),
-                            identity.key.withUnsafeBytes { Data($0) }, identity.walletSecret.withUnsafeBytes { Data($0) }])
+            try Self.binding(identity.key) { key in
+                try Self.binding(identity.walletSecret) { secret in
+                    try db.execute(
+                        sql: "INSERT INTO identity (id, bank_id, account, key, wallet_secret) VALUES (1, ?, ?, ?, ?)",
+                        arguments: [Int64(identity.bankID), Int64(bitPattern: identity.account), key, secret])
+                }
+            }
         }
         return wallet
     }
@@ -107,15 +110,33 @@ final class Wallet: @unchecked Sendable {
 
     func identity() throws(CustomerError) -> Identity {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM identity WHERE id = 1") else {
-                throw CustomerError.storage("the wallet has no identity")
-            }
-            let key: Data = row["key"], secret: Data = row["wallet_secret"]
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM identity WHERE id = 1")
+            guard let row = try rows.next() else { throw CustomerError.storage("the wallet has no identity") }
             return Identity(
                 bankID: UInt32(row["bank_id"] as Int64),
                 account: UInt64(bitPattern: row["account"]),
-                key: try key.withUnsafeBytes { try SecretKey(bytes: $0) },
-                walletSecret: try secret.withUnsafeBytes { try SecretKey(bytes: $0) })
+                key: try Self.secretKey(row, "key"),
+                walletSecret: try Self.secretKey(row, "wallet_secret"))
+        }
+    }
+
+    // Secrets pass between a SecretKey and SQLite without a Data copy of
+    // their own, which nothing would zero: SQLite copies a bound value, and a
+    // cursor's row reads SQLite's buffer in place.
+
+    /// Runs `body` with the key's bytes as Data to bind, valid only during the call.
+    static func binding<T>(_ key: SecretKey, _ body: (Data) throws -> T) throws -> T {
+        try key.withUnsafeBytes { raw in
+            try body(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: raw.baseAddress!), count: raw.count,
+                          deallocator: .none))
+        }
+    }
+
+    /// The secret in `column` of a row read from a cursor (`Row.fetchCursor`).
+    static func secretKey(_ row: Row, _ column: String) throws -> SecretKey {
+        try row.withUnsafeData(named: column) { data in
+            guard let data else { throw CustomerError.storage("the wallet has no \(column)") }
+            return try data.withUnsafeBytes { try SecretKey(bytes: $0) }
         }
     }
 }
