@@ -79,6 +79,9 @@ public final class Customer: @unchecked Sendable {
         return Customer(wallet: wallet, identity: try wallet.identity(), random: random)
     }
 
+    /// Whether `candidate` is this wallet's K_C (compared in constant time).
+    public func hasKey(_ candidate: SecretKey) -> Bool { candidate == key }
+
     // MARK: Tickets
 
     /// A chain-mode request: `chainLength` words of `unit` each. The chain is

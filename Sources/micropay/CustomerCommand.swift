@@ -89,6 +89,17 @@ struct CustomerRequest: ParsableCommand {
             let customer: Customer
             if FileManager.default.fileExists(atPath: location.wallet) {
                 customer = try location.open()
+                // Options given for another account would otherwise be ignored without a word.
+                var differs: [String] = []
+                if let bankID, bankID != customer.bankID { differs.append("bank \(customer.bankID), not \(bankID)") }
+                if let account, account != customer.account { differs.append("account \(customer.account), not \(account)") }
+                if key != nil || keyFile != nil, !customer.hasKey(try loadKey(hex: key, file: keyFile)) {
+                    differs.append("another K_C than the one given")
+                }
+                guard differs.isEmpty else {
+                    throw ToolError(.dataError, "\(location.wallet) holds \(differs.joined(separator: ", ")): --bank-id, "
+                                    + "--account and --key-file only create a wallet; name another --wallet for another account")
+                }
             } else {
                 guard let bankID, let account else {
                     throw ToolError(.usage, "\(location.wallet) does not exist: give --bank-id, --account and --key-file to create it")

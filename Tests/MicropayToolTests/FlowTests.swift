@@ -139,6 +139,16 @@ struct FlowTests {
             _ = try run(["bank", "issue", "--dir", "bank", "--request", "r\(n)", "--envelope", "e\(n)", "--ticket", "t\(n)", "--now", "\(issued)"])
             serials.append(try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "e\(n)", "--ticket", "t\(n)"])))
         }
+        // The wallet is customer's: another account or key given with it is refused, not ignored.
+        let other = try micropay(["customer", "request", "--wallet", "w.db", "--account", "\(UInt64(customer)! + 7)",
+                                  "--mode", "order", "--merchant", merchant, "--limit", "10", "--out", "rx"], in: dir)
+        #expect(other.status == 65 && other.stderr.contains("holds account \(customer), not"))
+        try String(repeating: "ab", count: 32).write(toFile: "\(dir)/other.key", atomically: true, encoding: .utf8)
+        let otherKey = try micropay(["customer", "request", "--wallet", "w.db", "--key-file", "other.key",
+                                     "--mode", "order", "--merchant", merchant, "--limit", "10", "--out", "rx"], in: dir)
+        #expect(otherKey.status == 65 && otherKey.stderr.contains("another K_C"))
+        _ = try run(["customer", "request", "--wallet", "w.db", "--account", customer, "--key-file", "c.key",
+                     "--mode", "order", "--merchant", merchant, "--limit", "10", "--out", "rx"])
         let pay = ["customer", "pay", "--wallet", "w.db", "--serial"]
         // Nothing to send again before a payment; an output in a missing folder: refused before paying.
         #expect(try micropay(pay + [serials[0], "--resend", "--out", "p"], in: dir).status == 65)
