@@ -102,7 +102,7 @@ public final class Customer: @unchecked Sendable {
             TicketRequest.make(bankID: bankID, customer: account, merchant: merchant, limit: limit, unit: unit,
                                chainLength: chainLength, lifetime: lifetime, root: root, chainID: chainID,
                                requestID: random.bytes(), customerMAC: customerMAC),
-            checkpoints: chain.serializedCheckpoints)
+            chain: chain)
     }
 
     /// An order-mode request for up to `limit`.
@@ -111,13 +111,21 @@ public final class Customer: @unchecked Sendable {
         return try storeRequest(
             TicketRequest.make(bankID: bankID, customer: account, merchant: merchant, limit: limit, unit: 0,
                                chainLength: 0, lifetime: lifetime, requestID: random.bytes(), customerMAC: customerMAC),
-            checkpoints: nil)
+            chain: nil)
     }
 
-    private func storeRequest(_ request: TicketRequest, checkpoints: [UInt8]?) throws(CustomerError) -> TicketRequest {
+    private func storeRequest(_ request: TicketRequest, chain: PaywordChain?) throws(CustomerError) -> TicketRequest {
         try wallet.write { db in
-            try db.execute(sql: "INSERT INTO request (request_id, bytes, checkpoints) VALUES (?, ?, ?)",
-                           arguments: [Data(request.requestID.bytes), Data(request.bytes), checkpoints.map { Data($0) }])
+            // The checkpoints are bound from the chain's own buffer (SQLite copies them).
+            func insert(_ checkpoints: Data?) throws {
+                try db.execute(sql: "INSERT INTO request (request_id, bytes, checkpoints) VALUES (?, ?, ?)",
+                               arguments: [Data(request.requestID.bytes), Data(request.bytes), checkpoints])
+            }
+            guard let chain else { return try insert(nil) }
+            try chain.withSerializedCheckpoints { blob in
+                try insert(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: blob.baseAddress!), count: blob.count,
+                                deallocator: .none))
+            }
         }
         return request
     }
@@ -223,10 +231,12 @@ public final class Customer: @unchecked Sendable {
                 throw CustomerError.chainExhausted(serial: serial, remaining: remaining, requested: units)
             }
             let index = ticket.paidIndex + units
-            let checkpoints = try Data.fetchOne(db, sql: "SELECT checkpoints FROM ticket WHERE serial = ?",
-                                                arguments: [serial.stored])
-            guard let checkpoints,
-                  let chain = PaywordChain(chainID: ticket.chainID, length: ticket.chainLength, serialized: [UInt8](checkpoints)) else {
+            // Read in place from SQLite's buffer into the chain's zeroed one.
+            let rows = try Row.fetchCursor(db, sql: "SELECT checkpoints FROM ticket WHERE serial = ?", arguments: [serial.stored])
+            let stored = try rows.next()?.withUnsafeData(atIndex: 0) { data in
+                data?.withUnsafeBytes { PaywordChain(chainID: ticket.chainID, length: ticket.chainLength, serialized: $0) }
+            }
+            guard let chain = stored ?? nil else {
                 throw CustomerError.storage("ticket \(serial) has no valid chain checkpoints")
             }
             let payment = ChainPayment(bankID: bankID, serial: serial, index: index, word: chain.word(at: index))

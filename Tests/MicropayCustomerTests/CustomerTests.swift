@@ -48,7 +48,7 @@ struct PaywordChainTests {
         let (chain, root) = PaywordChain.build(seed: seed, chainID: chainID, length: 16)
         #expect(root == words[0])
         for i in 1...16 { #expect(chain.word(at: UInt32(i)) == words[i], "w_\(i)") }
-        #expect(chain.checkpoints.count == 4)
+        #expect(chain.checkpointCount == 4)
     }
 
     @Test("checkpointed words equal a naively stored chain", arguments: [1, 2, 3, 4, 5, 15, 16, 17, 99, 100, 101, 1000])
@@ -63,10 +63,16 @@ struct PaywordChainTests {
         }
         let (chain, root) = PaywordChain.build(seed: seed, chainID: chainID, length: UInt32(length))
         #expect(root == naive[0])
-        #expect(chain.checkpoints.count <= Int(PaywordChain.spacing(for: UInt32(length))) + 1)
+        #expect(chain.checkpointCount <= Int(PaywordChain.spacing(for: UInt32(length))) + 1)
         for i in 1...length { #expect(chain.word(at: UInt32(i)) == naive[i]) }
-        let restored = PaywordChain(chainID: chainID, length: UInt32(length), serialized: chain.serializedCheckpoints)
-        #expect(restored?.checkpoints == chain.checkpoints)
+        let restored = chain.withSerializedCheckpoints { PaywordChain(chainID: chainID, length: UInt32(length), serialized: $0) }
+        let checkpoints = { (c: PaywordChain?) in (0..<(c?.checkpointCount ?? 0)).map { c!.checkpoint($0) } }
+        #expect(checkpoints(restored) == checkpoints(chain) && checkpoints(chain).first == seed)
+        for i in 1...length { #expect(restored?.word(at: UInt32(i)) == naive[i]) }
+        // A blob one checkpoint short is refused.
+        #expect(chain.withSerializedCheckpoints {
+            PaywordChain(chainID: chainID, length: UInt32(length), serialized: UnsafeRawBufferPointer(rebasing: $0.dropLast(32)))
+        } == nil)
     }
 }
 
