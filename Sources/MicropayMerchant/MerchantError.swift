@@ -12,8 +12,13 @@ public enum MerchantError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongMerchantKey
     /// A stored ticket no longer opens under K_M: the store was altered.
     case storedTicketDoesNotOpen(serial: UInt64)
-    /// The ticket log beside the store cannot be read or written, or was altered.
+    /// The ticket log beside the store was altered, cut, or belongs to another store.
     case ticketLog(path: String, String)
+    /// The ticket log (or the store's lock file) could not be opened, read or
+    /// written: an I/O failure (a full disk, say), not bad data.
+    case ticketLogIO(path: String, String)
+    /// Another process holds the store's lock file: try again when it is done.
+    case storeInUse(path: String)
     /// The batch file was refused whole (§10) or could not be read.
     case batchFile(BatchFileError)
     /// No ticket with this serial is registered.
@@ -49,7 +54,8 @@ public enum MerchantError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeBelongsToAnotherMerchant(let b, let m): "the store belongs to merchant \(m) at bank \(b)"
         case .wrongMerchantKey: "the store was created under another merchant key"
         case .storedTicketDoesNotOpen(let s): "stored ticket \(s) does not open under K_M"
-        case .ticketLog(let path, let m): "ticket log \(path): \(m)"
+        case .ticketLog(let path, let m), .ticketLogIO(let path, let m): "ticket log \(path): \(m)"
+        case .storeInUse(let path): "\(path): the store is in use by another process; try again when it is done"
         case .batchFile(let e): "\(e)"
         case .unknownTicket(let s): "no ticket \(s)"
         case .unknownGoods(let i): "no goods item \(i)"

@@ -81,7 +81,7 @@ final class TicketLog {
         guard storePath != nil else { return }
         let path = path(committed.generation)
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .ticketLog(path: path, "open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .ticketLogIO(path: path, "open: \(String(cString: strerror(errno)))") }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw io("fstat") }
         guard Int(info.st_size) >= committed.length else {
@@ -102,7 +102,7 @@ final class TicketLog {
     private func path(_ generation: UInt64) -> String { "\(basePath ?? "memory").tickets.\(generation)" }
 
     private func io(_ operation: String, path: String? = nil) -> MerchantError {
-        .ticketLog(path: path ?? self.path(committed.generation), "\(operation): \(String(cString: strerror(errno)))")
+        .ticketLogIO(path: path ?? self.path(committed.generation), "\(operation): \(String(cString: strerror(errno)))")
     }
 
     /// Every `<store>.tickets.<generation>` file beside the store at `basePath`
@@ -139,7 +139,7 @@ final class TicketLog {
         }
         let mapped: MappedFile
         do { mapped = try MappedFile(path: path(committed.generation)) } catch {
-            throw .ticketLog(path: path(committed.generation), "\(error)")
+            throw .ticketLogIO(path: path(committed.generation), "\(error)")
         }
         try mapped.withUnsafeBytes { (bytes) throws(MerchantError) in
             guard bytes.count >= committed.length else {
@@ -274,7 +274,7 @@ final class TicketLog {
             while done < bytes.count {
                 let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw .ticketLog(path: path, "write: \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw .ticketLogIO(path: path, "write: \(String(cString: strerror(errno)))") }
                 done += n
             }
             offset += bytes.count
@@ -283,7 +283,7 @@ final class TicketLog {
         /// Flushes and makes the segments durable; returns where the log ends.
         func finish() throws(MerchantError) -> Int {
             try flush()
-            if fd >= 0, fsync(fd) != 0 { throw .ticketLog(path: path, "fsync: \(String(cString: strerror(errno)))") }
+            if fd >= 0, fsync(fd) != 0 { throw .ticketLogIO(path: path, "fsync: \(String(cString: strerror(errno)))") }
             return offset
         }
     }
@@ -389,10 +389,12 @@ final class StoreLock {
         guard let storePath else { return nil }
         let path = storePath + ".lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .ticketLog(path: path, "open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .ticketLogIO(path: path, "open: \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let failure = errno
             close(fd)
-            throw .ticketLog(path: path, "the store is in use by another process")
+            guard failure == EWOULDBLOCK else { throw .ticketLogIO(path: path, "flock: \(String(cString: strerror(failure)))") }
+            throw .storeInUse(path: path)
         }
         self.fd = fd
     }

@@ -83,8 +83,9 @@ struct MerchantVerify: ParsableCommand {
             records are still verified and reported, one line on stderr names the file
             and the offset); 64 bad arguments; 65 not a batch file, a bad key, or a
             state made for another merchant or key; 66 the batch file is missing or
-            unreadable; 73 --verdicts cannot be created; 74 a database error. On 64,
-            65 and 66 the state is neither created nor changed (an existing state is
+            unreadable; 73 --verdicts cannot be created; 74 a database or ticket log
+            I/O error (a full disk, say); 75 the state is in use by another process
+            (try again when it is done). On 64, 65 and 66 the state is neither created nor changed (an existing state is
             only opened to check whose it is) and no --verdicts file is left.
 
             Example:

@@ -303,10 +303,30 @@ struct TicketLogTests {
         defer { path.cleanUp() }
         _ = try Self.verifiedStore(path.path, key: key, batch: batch)
         var first: Merchant? = try Self.open(path.path, key: key)
-        #expect(throws: MerchantError.self) { _ = try Self.open(path.path, key: key) }
+        // Contention, not damage: the tool tells it apart (exit 75, try again).
+        #expect(throws: MerchantError.storeInUse(path: path.path + ".lock")) { _ = try Self.open(path.path, key: key) }
         #expect(first?.ticketCount == Self.spec.tickets)
         first = nil
         _ = try Self.open(path.path, key: key)  // released with the first
+    }
+
+    @Test("a ticket log that cannot be written (a full disk) is an I/O failure, not a damaged log")
+    func fullDisk() throws {
+        let (batch, key) = try Self.generated()
+        let path = TemporaryStorePath("log-full")
+        defer { path.cleanUp() }
+        _ = try Self.open(path.path, key: key)  // a state with an empty log
+        let log = path.path + ".tickets.1"
+        try FileManager.default.removeItem(atPath: log)
+        try FileManager.default.createSymbolicLink(atPath: log, withDestinationPath: "/dev/full")
+        let merchant = try Self.open(path.path, key: key)
+        do {
+            _ = try merchant.verifyBatch(bytes: batch, now: Self.spec.now, threads: 2)
+            Issue.record("a batch committed to a full disk")
+        } catch let error as MerchantError {
+            guard case .ticketLogIO(_, let message) = error else { Issue.record("\(error)"); return }
+            #expect(message.contains("No space left on device"))
+        }
     }
 
     @Test("a log grown past twice its tickets becomes a new generation: same state, old file gone", arguments: [true, false])

@@ -226,7 +226,8 @@ func parseHex16(_ text: String, option: String) throws -> Bytes16 {
 // MARK: - Role errors → exit status
 
 /// A refusal by a role (bank, customer, merchant) as one line and an exit
-/// status: storage failures are 74, everything else is input the role refused (65).
+/// status: storage failures are 74, contention that may pass is 75 (try
+/// again), everything else is input the role refused (65).
 func toolError(_ error: BankError, _ context: String = "bank") -> ToolError {
     switch error {
     case .storage: ToolError(.ioError, "\(context): \(error)")
@@ -238,7 +239,8 @@ func toolError(_ error: BankError, _ context: String = "bank") -> ToolError {
 
 func toolError(_ error: MerchantError, _ context: String = "merchant") -> ToolError {
     switch error {
-    case .database: ToolError(.ioError, "\(context): \(error)")
+    case .database, .ticketLogIO: ToolError(.ioError, "\(context): \(error)")
+    case .storeInUse: ToolError(.tryAgain, "\(context): \(error)")
     case .batchFile(.io(let path, _, _)): ToolError(.noInput, "\(path): cannot read the batch file (\(error))")
     default: ToolError(.dataError, "\(context): \(error)")
     }

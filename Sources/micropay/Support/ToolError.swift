@@ -13,7 +13,8 @@ import Foundation
 ///  73  an output file cannot be created
 ///  74  an I/O or database error while working
 ///  75  try again later: the bank's tickets kept changing while a Deposit
-///      was judged (nothing was settled)
+///      was judged (nothing was settled), or the merchant's state is in use
+///      by another process (nothing was done)
 struct ToolError: Error, CustomStringConvertible {
     enum Kind: Int32 {
         case checkFailed = 1
