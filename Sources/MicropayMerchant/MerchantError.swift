@@ -47,6 +47,8 @@ public enum MerchantError: Error, Equatable, Sendable, CustomStringConvertible {
     case receiptCountMismatch(batchID: UInt64, claims: Int, codes: Int)
     /// Another Receipt was already applied for this batch id.
     case receiptConflict(batchID: UInt64)
+    /// The Deposit's Receipt was already applied: it is no longer pending.
+    case depositAlreadySettled(batchID: UInt64)
 
     public var description: String {
         switch self {
@@ -70,6 +72,7 @@ public enum MerchantError: Error, Equatable, Sendable, CustomStringConvertible {
         case .receiptDigestMismatch(let b): "receipt \(b) does not answer the Deposit we sent"
         case .receiptCountMismatch(let b, let c, let n): "receipt \(b) has \(n) codes for \(c) claims"
         case .receiptConflict(let b): "another receipt was already applied for batch \(b)"
+        case .depositAlreadySettled(let b): "deposit batch \(b) is settled: its receipt was already applied"
         }
     }
 }

@@ -83,6 +83,26 @@ extension Merchant {
         return blobs.compactMap { try? Deposit(decoding: Array($0)) }
     }
 
+    /// The batch ids of the Deposits made and not yet answered by an applied Receipt, in order.
+    public func pendingBatchIDs() throws(MerchantError) -> [UInt64] {
+        try store.read { db in
+            try Int64.fetchAll(db, sql: "SELECT batch_id FROM deposit WHERE settled = 0 ORDER BY batch_id").map { u64($0) }
+        }
+    }
+
+    /// The pending Deposit `batchID` exactly as it was made and recorded, to
+    /// send again (a Deposit whose file was lost is otherwise stranded: its
+    /// claims are no longer "unclaimed"). The bank answers an identical
+    /// Deposit with the Receipt it already issued (§9.2), so re-sending is safe.
+    public func pendingDepositBytes(batchID: UInt64) throws(MerchantError) -> [UInt8] {
+        let row = try store.read { db in
+            try Row.fetchOne(db, sql: "SELECT bytes, settled FROM deposit WHERE batch_id = ?", arguments: [i64(batchID)])
+        }
+        guard let row else { throw .unknownDeposit(batchID: batchID) }
+        guard (row["settled"] as Int64) == 0 else { throw .depositAlreadySettled(batchID: batchID) }
+        return Array(row["bytes"] as Data)
+    }
+
     /// Applies the bank's Receipt (§9.6): its tag under mac(K_M), its bank
     /// and merchant, the pending Deposit it answers and that Deposit's
     /// digest, then records each claim's result and the settled positions,

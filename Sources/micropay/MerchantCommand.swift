@@ -246,16 +246,32 @@ struct VerifyJSON: Encodable {
 struct MerchantDeposit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deposit",
-        abstract: "Make a Deposit (§9.1) of everything accepted and not yet claimed.",
+        abstract: "Make a Deposit (§9.1) of everything accepted and not yet claimed, or write a pending one again.",
         discussion: """
             Takes the best unclaimed payment per ticket from the state, records the
             Deposit as pending, and writes it for the bank. Prints the batch id, the
             number of claims and the amount claimed; "nothing to deposit" (exit 0, no
-            file written) when there is nothing new.
+            file written) when there is nothing new. Either way it names the Deposits
+            still pending (no Receipt applied yet).
+
+            The output's temporary file is created before the Deposit is recorded:
+            an --out that cannot be created (exit 73) changes nothing. A Deposit
+            recorded but never written (the write failed, or the process died) is
+            not lost: --resend BATCH writes the pending Deposit BATCH again, byte
+            for byte as it was first made. Sending it to the bank again is safe: the
+            bank answers an identical Deposit with the Receipt it already issued
+            (PROTOCOL.md §9.2). A batch whose Receipt was applied, or no such batch,
+            is refused (exit 65).
+
+            Exit status: 0; 64 bad arguments; 65 a bad key, a state made for another
+            merchant or key, --batch-id already used, --resend of no pending batch;
+            66 the state is missing; 73 --out cannot be created; 74 a database or
+            I/O error; 75 the state is in use by another process.
 
             Example:
               micropay merchant deposit --bank-id 7 --merchant 2 --key-file m.key --state m.db --out d1.dep
-              micropay bank settle --dir bank --deposit d1.dep --out d1.rcpt
+              micropay bank settle --dir bank --deposit d1.dep --receipt d1.rcpt
+              micropay merchant deposit --bank-id 7 --merchant 2 --key-file m.key --state m.db --resend 1 --out d1.dep
             """
     )
 
@@ -268,19 +284,46 @@ struct MerchantDeposit: ParsableCommand {
     var batchID: UInt64?
     @Option(help: "Leave out tickets past expires + grace at this Unix time (default: now).")
     var now: UInt64?
+    @Option(help: ArgumentHelp("Write the pending Deposit with this batch id again, byte for byte, instead of making a new one.",
+                               valueName: "batch"))
+    var resend: UInt64?
+
+    func validate() throws {
+        if resend != nil && (batchID != nil || now != nil) {
+            throw ValidationError("--resend writes a Deposit already made: it takes no --batch-id or --now")
+        }
+    }
 
     func run() throws {
         try reportingErrors {
             try requireReadableFile(state)
+            // Before anything is recorded: an output that cannot be created must
+            // not leave a pending Deposit that no file holds.
+            let output = try StreamingOutput(path: out)
             let merchant = try identity.open(state: state)
+            if let resend {
+                let bytes = try merchantCall(state) { () throws(MerchantError) in try merchant.pendingDepositBytes(batchID: resend) }
+                bytes.withUnsafeBufferPointer { output.append($0) }
+                try output.commit()
+                print("wrote \(out): pending deposit batch \(resend) again, byte for byte (\(bytes.count) bytes)")
+                return
+            }
             let before = merchant.ticketStates
             guard let deposit = try merchantCall(state, { () throws(MerchantError) in
                 try merchant.makeDeposit(batchID: batchID, now: now ?? currentTime())
             }) else {
+                output.discard()
                 print("nothing to deposit")
+                try printPending(merchant)
                 return
             }
-            try writeOutput(out, deposit.bytes)
+            deposit.bytes.withUnsafeBufferPointer { output.append($0) }
+            do {
+                try output.commit()
+            } catch let error as ToolError {
+                throw ToolError(error.kind, "\(error.message); deposit batch \(deposit.batchID) is recorded as pending: "
+                                + "write it again with --resend \(deposit.batchID)")
+            }
             let claimed = deposit.claims.reduce(UInt64(0)) { sum, claim in
                 let old = before.first { $0.serial == claim.serial }
                 let amount: UInt64 = switch claim {
@@ -290,7 +333,16 @@ struct MerchantDeposit: ParsableCommand {
                 return sum + (amount - min(amount, old?.settledAmount ?? 0))
             }
             print("wrote \(out): deposit batch \(deposit.batchID), \(deposit.claims.count) claims for \(money(claimed)) not yet settled")
+            try printPending(merchant, except: deposit.batchID)
         }
+    }
+
+    /// Names the Deposits still waiting for a Receipt, if any.
+    private func printPending(_ merchant: Merchant, except: UInt64? = nil) throws {
+        let pending = try merchantCall(state) { () throws(MerchantError) in try merchant.pendingBatchIDs() }.filter { $0 != except }
+        guard !pending.isEmpty else { return }
+        print("pending (no receipt applied): batch \(pending.map(String.init).joined(separator: ", ")); "
+              + "write one again with --resend BATCH")
     }
 }
 

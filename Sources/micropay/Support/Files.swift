@@ -162,6 +162,11 @@ final class StreamingOutput {
 
     init(path: String) throws {
         self.path = path
+        // A folder in the way would only fail the rename, after the work is done.
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            throw ToolError(.cannotCreate, "\(path): cannot create the file (it is a folder)")
+        }
         temporary = "\(path).tmp-\(getpid())"
         fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ToolError(.cannotCreate, "\(path): cannot create the file (\(errnoText()))") }
