@@ -7,13 +7,42 @@ public struct ReceiptOutcome: Sendable, Equatable {
     public let batchID: UInt64
     /// What the bank says it credited.
     public let credited: UInt64
-    /// What the accepted claims should have credited, from the merchant's own
-    /// settled positions: a difference is the bank's to explain.
-    public let expectedCredited: UInt64
+    /// What the accepted claims should have credited: a difference is the
+    /// bank's to explain. Nil while it cannot be known: an earlier Deposit
+    /// claiming one of the same tickets lower down is still pending
+    /// (`waitingFor`), and the bank may have settled it first.
+    public let expectedCredited: UInt64?
     /// One code per claim, in claim order.
     public let codes: [Verdict]
     /// The same Receipt had already been applied: nothing changed.
     public let alreadyApplied: Bool
+    /// The pending Deposits whose Receipts decide `expectedCredited`.
+    public var waitingFor: [UInt64] = []
+    /// Deposits applied before this Receipt whose expectation waited for it,
+    /// checked now.
+    public var rechecked: [DepositCheck] = []
+
+    /// Every credit that can be checked now is what the claims add up to.
+    public var addsUp: Bool {
+        (expectedCredited.map { $0 == credited } ?? true) && rechecked.allSatisfy { $0.credited == $0.expectedCredited }
+    }
+}
+
+/// A settled Deposit's credit against what its accepted claims should have credited.
+public struct DepositCheck: Sendable, Equatable {
+    public let batchID: UInt64
+    public let credited: UInt64
+    public let expectedCredited: UInt64
+}
+
+/// One claim of a Deposit, as far as its expected credit goes.
+private struct ClaimFact {
+    let batch: UInt64
+    let serial: UInt64
+    let position: UInt32
+    let amount: UInt64
+    var accepted: Bool
+    var settled: Bool
 }
 
 extension Merchant {
@@ -135,17 +164,18 @@ extension Merchant {
             return ReceiptOutcome(batchID: batchID, credited: receipt.credited, expectedCredited: receipt.credited,
                                   codes: receipt.codes, alreadyApplied: true)
         }
-        // Settled positions after this Receipt, and what the accepted claims add.
-        var settledNow: [UInt64: (position: UInt32, amount: UInt64)] = [:]
-        var expected: UInt64 = 0
-        for (row, code) in zip(claims, receipt.codes) where code == .accepted {
-            let serial = u64(row["serial"])
-            let position = UInt32(truncatingIfNeeded: row["claim_position"] as Int64)
-            let amount = u64(row["amount"])
-            let before = settledNow[serial] ?? tickets[serial].map { ($0.settled, $0.settledAmount) } ?? (0, 0)
-            if amount > before.amount { expected &+= amount - before.amount }
-            settledNow[serial] = (max(position, before.position), max(amount, before.amount))
+        let facts = claims.enumerated().map { n, row in
+            ClaimFact(batch: batchID, serial: u64(row["serial"]),
+                      position: UInt32(truncatingIfNeeded: row["claim_position"] as Int64), amount: u64(row["amount"]),
+                      accepted: receipt.codes[n] == .accepted, settled: true)
         }
+        // Settled positions after this Receipt.
+        var settledNow: [UInt64: (position: UInt32, amount: UInt64)] = [:]
+        for fact in facts where fact.accepted {
+            let before = settledNow[fact.serial] ?? tickets[fact.serial].map { ($0.settled, $0.settledAmount) } ?? (0, 0)
+            settledNow[fact.serial] = (max(fact.position, before.position), max(fact.amount, before.amount))
+        }
+        let (expected, waiting, rechecked) = try expectations(for: facts, credited: receipt.credited)
         willChangeEntries()
         for (serial, s) in settledNow {
             guard let entry = tickets[serial] else { continue }
@@ -161,7 +191,130 @@ extension Merchant {
             try db.execute(sql: "UPDATE deposit SET settled = 1, receipt = ?, credited = ? WHERE batch_id = ?",
                            arguments: [Data(receipt.bytes), i64(receipt.credited), i64(batchID)])
         }
-        return ReceiptOutcome(batchID: batchID, credited: receipt.credited, expectedCredited: expected,
-                              codes: receipt.codes, alreadyApplied: false)
+        var outcome = ReceiptOutcome(batchID: batchID, credited: receipt.credited, expectedCredited: waiting.isEmpty ? expected : nil,
+                                     codes: receipt.codes, alreadyApplied: false)
+        outcome.waitingFor = waiting
+        outcome.rechecked = rechecked
+        return outcome
+    }
+
+    // What the bank should have credited. The bank credits an accepted claim
+    // with its amount over the bank's own settled position for the serial when
+    // it judged it (§9.3), and it may settle our Deposits in any order: neither
+    // the order Receipts are applied in nor the order the Deposits were made
+    // tells what that position was (d1 then d2 credits 5 + 3; d2 then d1, 8 and
+    // a replay). What does: the claims a bank accepts on a serial rise in
+    // position in the order it settled them, so a claim's baseline is the
+    // highest *accepted* claim below it on its serial, from any Deposit. That is
+    // known once every Deposit claiming the serial below it has its Receipt
+    // applied; until then the expectation waits, and the Receipt that settles
+    // the last of them checks the Deposits applied before it (`rechecked`).
+
+    /// The expectation for the Deposit `facts` (being applied, not yet
+    /// committed), the pending batches it waits for, and the checks it makes
+    /// possible for Deposits applied earlier.
+    private func expectations(for facts: [ClaimFact], credited: UInt64) throws(MerchantError)
+        -> (expected: UInt64, waiting: [UInt64], rechecked: [DepositCheck])
+    {
+        guard let batchID = facts.first?.batch else { return (0, [], []) }
+        // Usually the Receipts come in order: every settled claim on a serial lies
+        // below this Deposit's, the ticket's settled position is the baseline, and
+        // only the pending Deposits' claims need reading.
+        let inOrder = facts.allSatisfy { (tickets[$0.serial]?.settled ?? 0) < $0.position }
+        if inOrder {
+            var others = try store.read { db in
+                try Dictionary(grouping: Row.fetchAll(db, sql: """
+                    SELECT c.batch_id, c.serial, c.claim_position FROM deposit d JOIN deposit_claim c ON c.batch_id = d.batch_id
+                    WHERE d.settled = 0 AND d.batch_id != ?
+                    """, arguments: [i64(batchID)]).map { row in
+                        ClaimFact(batch: u64(row[0]), serial: u64(row[1]), position: UInt32(truncatingIfNeeded: row[2] as Int64),
+                                  amount: 0, accepted: false, settled: false)
+                    }, by: \.serial)
+            }
+            for fact in facts {
+                guard let entry = tickets[fact.serial] else { continue }
+                others[fact.serial, default: []].append(ClaimFact(batch: batchID, serial: fact.serial, position: entry.settled,
+                                                                  amount: entry.settledAmount, accepted: true, settled: true))
+            }
+            let (expected, waiting) = Self.expectation(of: facts, others: others)
+            return (expected, waiting, [])
+        }
+        // Some Receipt for a claim above this Deposit's was applied first: read
+        // every claim on these serials, then check the Deposits it may have waited for.
+        var known = try claimFacts(serials: Set(facts.map(\.serial)), replacing: facts)
+        let (expected, waiting) = Self.expectation(of: facts, others: known)
+        var later = Set<UInt64>()
+        for fact in facts {
+            for other in known[fact.serial] ?? [] where other.batch != batchID && other.settled && other.accepted && other.position > fact.position {
+                later.insert(other.batch)
+            }
+        }
+        guard !later.isEmpty else { return (expected, waiting, []) }
+        let laterFacts = try store.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT c.batch_id, c.serial, c.claim_position, c.amount, c.result, d.credited
+                FROM deposit_claim c JOIN deposit d ON d.batch_id = c.batch_id
+                WHERE c.batch_id IN (\(later.map { _ in "?" }.joined(separator: ",")))
+                """, arguments: StatementArguments(later.map { i64($0) }))
+        }
+        var credits: [UInt64: UInt64] = [:]
+        var byBatch: [UInt64: [ClaimFact]] = [:]
+        for row in laterFacts {
+            let batch = u64(row[0])
+            credits[batch] = u64(row[5])
+            byBatch[batch, default: []].append(ClaimFact(
+                batch: batch, serial: u64(row[1]), position: UInt32(truncatingIfNeeded: row[2] as Int64), amount: u64(row[3]),
+                accepted: (row[4] as Int64?) == Int64(Verdict.accepted.rawValue), settled: true))
+        }
+        known = try claimFacts(serials: Set(byBatch.values.joined().map(\.serial)), replacing: facts)
+        var rechecked: [DepositCheck] = []
+        for (batch, claims) in byBatch.sorted(by: { $0.key < $1.key }) {
+            let (laterExpected, laterWaiting) = Self.expectation(of: claims, others: known)
+            guard laterWaiting.isEmpty else { continue }
+            rechecked.append(DepositCheck(batchID: batch, credited: credits[batch] ?? 0, expectedCredited: laterExpected))
+        }
+        return (expected, waiting, rechecked)
+    }
+
+    /// Every claim on `serials` from every Deposit, with the Deposit being
+    /// applied taken as settled with its Receipt's codes (`replacing`).
+    private func claimFacts(serials: Set<UInt64>, replacing current: [ClaimFact]) throws(MerchantError) -> [UInt64: [ClaimFact]] {
+        let batchID = current.first?.batch
+        var facts: [UInt64: [ClaimFact]] = [:]
+        try store.read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT c.batch_id, c.serial, c.claim_position, c.amount, c.result, d.settled
+                FROM deposit_claim c JOIN deposit d ON d.batch_id = c.batch_id
+                """)
+            while let row = try rows.next() {
+                let serial = u64(row[1])
+                guard serials.contains(serial), u64(row[0]) != batchID else { continue }
+                facts[serial, default: []].append(ClaimFact(
+                    batch: u64(row[0]), serial: serial, position: UInt32(truncatingIfNeeded: row[2] as Int64), amount: u64(row[3]),
+                    accepted: (row[4] as Int64?) == Int64(Verdict.accepted.rawValue), settled: (row[5] as Int64) != 0))
+            }
+        }
+        for fact in current where serials.contains(fact.serial) { facts[fact.serial, default: []].append(fact) }
+        return facts
+    }
+
+    /// What `claims` (one Deposit's) should have been credited against the
+    /// other Deposits' claims `others`, and the pending batches that decide it.
+    private static func expectation(of claims: [ClaimFact], others: [UInt64: [ClaimFact]]) -> (UInt64, [UInt64]) {
+        var expected: UInt64 = 0
+        var waiting = Set<UInt64>()
+        for claim in claims where claim.accepted {
+            var baseline: (position: UInt32, amount: UInt64) = (0, 0)
+            // (A Deposit claims a serial once: its own claim is not below itself.)
+            for other in others[claim.serial] ?? [] where other.position < claim.position {
+                if !other.settled {
+                    waiting.insert(other.batch)
+                } else if other.accepted && other.position >= baseline.position {
+                    baseline = (other.position, other.amount)
+                }
+            }
+            expected &+= claim.amount - min(claim.amount, baseline.amount)
+        }
+        return (expected, waiting.sorted())
     }
 }

@@ -356,6 +356,18 @@ struct MerchantApplyReceipt: ParsableCommand {
             amount the accepted claims should have credited, and the result codes
             by verdict. Applying the same Receipt again changes nothing.
 
+            Receipts may be applied in any order. A claim should credit its amount
+            over the highest accepted claim below it on its ticket, whichever
+            Deposit that was; while an earlier Deposit claiming the same ticket is
+            still pending, the bank may have settled it first, so the check waits
+            and is made (and printed, "applied before") when that Deposit's Receipt
+            is applied.
+
+            Exit status: 0; 1 a credit that can be checked does not add up (the
+            Receipt is applied all the same); 64 bad arguments; 65 a Receipt that
+            is not for this state or conflicts with one applied; 66 a missing file;
+            74 a database or I/O error; 75 the state is in use by another process.
+
             Example:
               micropay merchant apply-receipt --bank-id 7 --merchant 2 --key-file m.key --state m.db --receipt d1.rcpt
             """
@@ -377,10 +389,24 @@ struct MerchantApplyReceipt: ParsableCommand {
             for code in outcome.codes { counts[code, default: 0] += 1 }
             let codes = Verdict.allCases.compactMap { v in counts[v].map { "\(v) \($0)" } }.joined(separator: ", ")
             print("receipt for batch \(outcome.batchID)\(outcome.alreadyApplied ? " (already applied: nothing changed)" : ""): \(outcome.codes.count) claims (\(codes))")
-            print("credited by the bank \(money(outcome.credited)); expected \(money(outcome.expectedCredited))")
-            if outcome.credited != outcome.expectedCredited {
-                throw ToolError(.checkFailed, "\(receipt): the bank credited \(outcome.credited), the accepted claims add up to \(outcome.expectedCredited)")
+            if let expected = outcome.expectedCredited {
+                print("credited by the bank \(money(outcome.credited)); expected \(money(expected))")
+            } else {
+                let batches = outcome.waitingFor.map(String.init).joined(separator: ", ")
+                print("credited by the bank \(money(outcome.credited)); expected: not known until the receipt of batch \(batches) "
+                      + "is applied (the bank may have settled it first); checked then")
             }
+            for check in outcome.rechecked {
+                print("batch \(check.batchID), applied before: credited by the bank \(money(check.credited)); expected \(money(check.expectedCredited))")
+            }
+            var wrong: [String] = []
+            if let expected = outcome.expectedCredited, expected != outcome.credited {
+                wrong.append("the bank credited \(outcome.credited), the accepted claims add up to \(expected)")
+            }
+            for check in outcome.rechecked where check.credited != check.expectedCredited {
+                wrong.append("for batch \(check.batchID) the bank credited \(check.credited), its accepted claims add up to \(check.expectedCredited)")
+            }
+            if !wrong.isEmpty { throw ToolError(.checkFailed, "\(receipt): \(wrong.joined(separator: "; "))") }
         }
     }
 }

@@ -64,4 +64,21 @@ extension FlowTests {
         let help = try run(["merchant", "deposit", "--help"])
         #expect(help.contains("micropay merchant deposit") && help.contains("--resend 1 --out d1.dep"))
     }
+
+    @Test("apply-receipt: Receipts applied in another order than the bank settled them still add up (exit 0)")
+    func receiptsOutOfOrder() throws {
+        let (merchant, pay) = try merchantWithPayment(units: 5)
+        let now = ["--now", "\(Self.issued + 100)"]
+        _ = try run(["merchant", "deposit"] + merchant + now + ["--out", "d1.dep"])
+        try pay(3)
+        _ = try run(["merchant", "deposit"] + merchant + now + ["--out", "d2.dep"])
+        for n in 1...2 {
+            _ = try run(["bank", "settle", "--dir", "bank", "--deposit", "d\(n).dep", "--receipt", "r\(n).rcpt", "--now", "\(Self.issued + 200)"])
+        }
+        let second = try run(["merchant", "apply-receipt"] + merchant + ["--receipt", "r2.rcpt"])
+        #expect(second.contains("credited by the bank 30 µ (0.000030); expected: not known until the receipt of batch 1 is applied"))
+        let first = try run(["merchant", "apply-receipt"] + merchant + ["--receipt", "r1.rcpt"])
+        #expect(first.contains("credited by the bank 50 µ (0.000050); expected 50 µ"))
+        #expect(first.contains("batch 2, applied before: credited by the bank 30 µ (0.000030); expected 30 µ"))
+    }
 }
