@@ -16,7 +16,7 @@ extension Merchant {
     /// and item nonce drawn from the random source, in that order, and
     /// registers the item. An order carrying the stream's `item` and crediting
     /// at least `price` buys it.
-    public func sealGoods(itemNumber: UInt64, content: [UInt8], chunk: UInt32, price: UInt64 = 0) throws(MerchantError) -> GoodsStream {
+    public func sealGoods(itemNumber: UInt64, content: [UInt8], chunk: UInt32, price: UInt64) throws(MerchantError) -> GoodsStream {
         try checkUsable()
         guard chunk >= 1 else { throw .goods(.invalidField(.goodsStream, field: "chunk", reason: "must be at least 1")) }
         let goodsKey = random.secretKey()
@@ -32,7 +32,7 @@ extension Merchant {
     }
 
     /// Registers a stream sealed elsewhere, after checking that `goodsKey` opens it.
-    public func registerGoods(_ stream: GoodsStream, goodsKey: SecretKey, price: UInt64 = 0) throws(MerchantError) {
+    public func registerGoods(_ stream: GoodsStream, goodsKey: SecretKey, price: UInt64) throws(MerchantError) {
         try checkUsable()
         guard stream.bankID == bankID else { throw .goods(.invalidField(.goodsStream, field: "bank_id", reason: "another bank")) }
         guard (try? stream.open(streamKey: stream.streamKey(goodsKey: goodsKey))) != nil else {

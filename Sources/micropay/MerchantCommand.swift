@@ -436,8 +436,9 @@ struct MerchantSealGoods: ParsableCommand {
     var out: String
     @Option(name: .customLong("item-number"), help: "The merchant's number for this item.")
     var itemNumber: UInt64
-    @Option(help: "The least an order must credit to buy the item, in micro-units.")
-    var price: UInt64 = 0
+    // Required: a forgotten price would give the goods away to an order of 0.
+    @Option(help: "The least an order must credit to buy the item, in micro-units (0 gives it away).")
+    var price: UInt64
     @Option(help: "Plaintext chunk size in bytes.")
     var chunk: UInt32 = 65536
 

@@ -32,7 +32,7 @@ struct GoodsTests {
                                     [UInt8](repeating: 7, count: 24), Vectors.hex(g["key_envelope_nonce"]))
         let merchant = try makeVectorMerchant(store: MerchantStore(), random: random)
         let stream = try merchant.sealGoods(itemNumber: Vectors.int(g["item_number"]), content: Vectors.hex(g["content"]),
-                                            chunk: UInt32(Vectors.int(g["chunk"])))
+                                            chunk: UInt32(Vectors.int(g["chunk"])), price: 0)
         #expect(stream.bytes == Vectors.hex(g["stream"]))
         #expect(stream.item.bytes == Vectors.hex(g["item"]))
 
@@ -59,7 +59,7 @@ struct GoodsTests {
         let g = Self.goods
         let merchant = try makeVectorMerchant(store: MerchantStore())
         try merchant.registerGoods(try GoodsStream(decoding: Vectors.hex(g["stream"])),
-                                   goodsKey: SecretKey(bytes: Vectors.hex(g["goods_key"])))
+                                   goodsKey: SecretKey(bytes: Vectors.hex(g["goods_key"])), price: 0)
         _ = try merchant.verify(V.orderTicket, now: V.now)
         let goodsOrder = Vectors.hex(Vectors.object("goods_order")["bytes"])
         let first = try merchant.purchase(goodsOrder, now: V.now)
@@ -76,7 +76,7 @@ struct GoodsTests {
         let merchant = try makeVectorMerchant(store: MerchantStore())
         let stream = try GoodsStream(decoding: Vectors.hex(g["stream"]))
         #expect(throws: MerchantError.goodsKeyDoesNotOpenStream) {
-            try merchant.registerGoods(stream, goodsKey: SecretKey(bytes: [UInt8](repeating: 1, count: 32)))
+            try merchant.registerGoods(stream, goodsKey: SecretKey(bytes: [UInt8](repeating: 1, count: 32)), price: 0)
         }
         #expect(throws: MerchantError.unknownTicket(serial: 43)) { try merchant.keyEnvelope(serial: 43, item: stream.item) }
         _ = try merchant.verify(V.orderTicket, now: V.now)

@@ -86,6 +86,11 @@ struct FlowTests {
         let content = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         write(content, to: "\(dir)/song")
         let merchantArgs = ["--bank-id", "9", "--merchant", merchant, "--key-file", "m.key", "--state", "m.db"]
+        // No price, no sale: a forgotten --price must not give the goods away.
+        let unpriced = try micropay(["merchant", "seal-goods"] + merchantArgs + ["--in", "song", "--out", "song.mpg", "--item-number", "1"],
+                                    in: dir)
+        #expect(unpriced.status == 64 && unpriced.stderr.contains("--price"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/song.mpg"))
         _ = try run(["merchant", "seal-goods"] + merchantArgs + ["--in", "song", "--out", "song.mpg", "--item-number", "1",
                                                                   "--price", "2500", "--chunk", "4096"])
         _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
