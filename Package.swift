@@ -96,7 +96,8 @@ let package = Package(
         ),
         .testTarget(
             name: "MicropayCustomerTests",
-            dependencies: ["MicropayCustomer"],
+            // GRDB: to hold a wallet's write lock from outside, as another process would.
+            dependencies: ["MicropayCustomer", .product(name: "GRDB", package: "GRDB.swift")],
             // wallet-v1: a wallet written by the release before wallets kept their last payments.
             resources: [.copy("Resources/v1.json"), .copy("Resources/wallet-v1")]
         ),

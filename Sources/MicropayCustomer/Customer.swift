@@ -175,15 +175,23 @@ public final class Customer: @unchecked Sendable {
     }
 
     private static func ticket(_ serial: UInt64, _ db: Database) throws -> WalletTicket {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
+        guard let row = try Row.fetchOne(db, sql: "SELECT \(ticketColumns) FROM ticket WHERE serial = ?", arguments: [serial.stored]) else {
             throw CustomerError.unknownTicket(serial)
         }
         return try walletTicket(row)
     }
 
     public func tickets() throws(CustomerError) -> [WalletTicket] {
-        try wallet.read { db in try Row.fetchAll(db, sql: "SELECT * FROM ticket ORDER BY serial").map(Self.walletTicket) }
+        try wallet.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.ticketColumns) FROM ticket ORDER BY serial").map(Self.walletTicket)
+        }
     }
+
+    /// What a WalletTicket shows, and no more: not K_CM or the chain's
+    /// checkpoints, which a fetched row would copy into Data nothing zeroes.
+    private static let ticketColumns = """
+        serial, merchant, "limit", unit, chain_length, chain_id, issued, expires, ticket, paid_index, seq, cumulative
+        """
 
     private static func walletTicket(_ row: Row) throws -> WalletTicket {
         let chainID: Data = row["chain_id"], ticket: Data = row["ticket"]

@@ -56,11 +56,34 @@ final class Wallet: @unchecked Sendable {
                 try db.execute(sql: "PRAGMA synchronous = \(durability.rawValue)")
             }
             let wallet = Wallet(database: try DatabaseQueue(path: path, configuration: configuration))
-            try migrator.migrate(wallet.database)
+            try migrate(wallet.database)
             return wallet
         } catch {
             throw .storage("\(path): \(error)")
         }
+    }
+
+    /// Brings the schema up to date. Processes that open a wallet written by
+    /// an older release at once race to upgrade it: GRDB reads which
+    /// migrations are applied before taking the write lock, so the loser
+    /// finds the column added ("duplicate column") and its attempt rolled
+    /// back. It tries again a few milliseconds later and finds the upgrade
+    /// done (20 tries at most).
+    private static func migrate(_ database: DatabaseQueue) throws {
+        var attempt: UInt32 = 0
+        while true {
+            do {
+                return try migrator.migrate(database)
+            } catch let error as DatabaseError where attempt < 20 && lostRace(error) {
+                attempt += 1
+                usleep(1000 * attempt)
+            }
+        }
+    }
+
+    private static func lostRace(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY
+            || (error.resultCode == .SQLITE_ERROR && (error.message ?? "").contains("duplicate column"))
     }
 
     private static var migrator: DatabaseMigrator {

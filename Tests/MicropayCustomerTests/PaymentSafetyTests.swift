@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import MicropayCore
 import Synchronization
 import Testing
@@ -92,6 +93,40 @@ struct PaymentSafetyTests {
             #expect(handedOut.allSatisfy { UInt64($0.0) == $0.1 }, "chain mode \(chainMode)")
             let held = try handles[0].ticket(serial: 43)
             #expect(held.spent == 200)
+        }
+    }
+
+    @Test("handles opening an old wallet at once all upgrade it, while another writer holds it")
+    func concurrentUpgradesOfAnOldWallet() throws {
+        let fixture = try #require(Bundle.module.url(forResource: "wallet-v1", withExtension: nil))
+        for round in 0..<3 {
+            let path = temporaryPath("wallet.db")
+            try FileManager.default.copyItem(at: fixture.appendingPathComponent("wallet.db"), to: URL(fileURLWithPath: path))
+            // Another process's write transaction: every opener reads the schema as old, then waits.
+            let holder = try DatabaseQueue(path: path)
+            let failures = Mutex<[String]>([])
+            let held = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                do {
+                    try holder.inTransaction(.immediate) { _ in
+                        held.signal()
+                        usleep(300_000)
+                        return .commit
+                    }
+                } catch {
+                    failures.withLock { $0.append("holder: \(error)") }
+                    held.signal()
+                }
+                released.signal()
+            }
+            held.wait()
+            defer { released.wait() }
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do { _ = try Customer.open(walletPath: path).lastPayment(serial: 1) } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
         }
     }
 

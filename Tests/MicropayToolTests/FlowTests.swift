@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Money moves through the subcommands alone, as a user would type them.
@@ -179,6 +180,25 @@ struct FlowTests {
                                             "--key", try number(after: "key", in: merchantOut), "--now", "\(issued + 100)", "--json"]))
         #expect(verify["credited"] as? Int == 40 + 400)
         #expect((verify["verdicts"] as? [String: Any])?["duplicate"] as? Int == 1)
+
+        // A refused payment on a new batch file leaves a batch (the magic alone), never an
+        // empty file; racing an accepted payment onto a new file never loses that one's record.
+        #expect(try micropay(pay + [serials[1], "--amount", "999999999", "--batch", "refused.mpb"], in: dir).status == 65)
+        #expect(FileManager.default.contents(atPath: "\(dir)/refused.mpb") == Data("MPB1".utf8))
+        for round in 0..<8 {
+            let file = "race\(round).mpb"
+            let statuses = Mutex<[Int32]>([])
+            let racers = [pay + [serials[1], "--amount", "999999999", "--batch", file], pay + [serials[0], "--units", "1", "--batch", file]]
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let arguments = racers[i]
+                let status = (try? micropay(arguments, in: dir).status) ?? -1
+                statuses.withLock { $0.append(status) }
+            }
+            #expect(statuses.withLock { $0.sorted() } == [0, 65], "round \(round)")
+            let raced = try parseJSON(try run(["merchant", "verify", file, "--bank-id", "9", "--merchant", merchant,
+                                               "--key", try number(after: "key", in: merchantOut), "--now", "\(issued + 100)", "--json"]))
+            #expect(raced["records"] as? Int == 1, "round \(round)")
+        }
     }
 
     @Test("fund and withdraw with --request-id: run twice, the money moves once")

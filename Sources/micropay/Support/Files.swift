@@ -108,44 +108,57 @@ func readObject<T>(_ path: String, as what: String, _ decode: ([UInt8]) throws -
 }
 
 /// A batch file opened for appending before its records exist, so that a
-/// file that cannot be written is found before anything is paid; created
-/// (and given "MPB1") if missing, removed again if nothing was appended to
-/// it. Refuses a file that is not a batch. An append adds its records whole
-/// or, on a failed write, cuts the file back to where it was: a short write
-/// must not leave half a record in front of later ones.
+/// file that cannot be written is found before anything is paid. A missing
+/// file is created whole, holding "MPB1", in one step (a link of a
+/// finished temporary file), so no process ever sees it empty, and it is
+/// never removed again. Refuses a file that is not a batch. Each append
+/// holds an exclusive lock on the file, so that a failed write can cut the
+/// file back to where it was without cutting another process's records,
+/// and adds its records whole or not at all.
 final class BatchAppender {
     let path: String
     private let fd: Int32
-    private let created: Bool
-    private var appended = false
 
     init(path: String) throws {
         self.path = path
-        if FileManager.default.fileExists(atPath: path) { try checkBatchFile(path) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if !FileManager.default.fileExists(atPath: path) { try Self.create(path) }
+        try checkBatchFile(path)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw ToolError(.cannotCreate, "\(path): cannot open the batch file for writing (\(errnoText()))") }
         self.fd = fd
-        created = lseek(fd, 0, SEEK_END) == 0
     }
 
-    deinit {
+    deinit { close(fd) }
+
+    /// Puts a batch file holding only the magic at `path`, unless one appears there first.
+    private static func create(_ path: String) throws {
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ToolError(.cannotCreate, "\(path): cannot create the batch file (\(errnoText()))") }
+        defer { unlink(temporary) }
+        let failure = BatchFile.magic.withUnsafeBytes { writeAll(fd, $0) }
         close(fd)
-        if created && !appended { unlink(path) }
+        guard failure == nil else { throw ToolError(.cannotCreate, "\(path): cannot create the batch file (\(errnoText()))") }
+        // link fails with EEXIST if another process made the file meanwhile: it is a batch too.
+        guard link(temporary, path) == 0 || errno == EEXIST else {
+            throw ToolError(.cannotCreate, "\(path): cannot create the batch file (\(errnoText()))")
+        }
     }
 
     func append(_ records: [[UInt8]]) throws {
-        let start = lseek(fd, 0, SEEK_END)
-        var bytes: [UInt8] = start == 0 ? BatchFile.magic : []
+        var bytes: [UInt8] = []
         for record in records {
             bytes.append(UInt8(record.count >> 8))
             bytes.append(UInt8(record.count & 0xff))
             bytes += record
         }
+        guard flock(fd, LOCK_EX) == 0 else { throw ToolError(.ioError, "\(path): cannot lock the batch file (\(errnoText()))") }
+        defer { flock(fd, LOCK_UN) }
+        let start = lseek(fd, 0, SEEK_END)
         if let failure = bytes.withUnsafeBytes({ writeAll(fd, $0) }) {
             _ = ftruncate(fd, start)
             throw ToolError(.ioError, "\(path): cannot append to the batch file (\(String(cString: strerror(failure))))")
         }
-        appended = true
     }
 }
 
