@@ -20,6 +20,30 @@ struct FlowTests {
         return words[index + 1]
     }
 
+    /// A bank (id 9) in `bank`, with a customer funded with `funding` (K_C in
+    /// c.key) and a merchant (K_M in m.key): their account numbers.
+    func bankWithAccounts(funding: Int = 100_000) throws -> (customer: String, merchant: String) {
+        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
+        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
+        let merchant = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "merchant", "--key-out", "m.key"]))
+        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "\(funding)"])
+        return (customer, merchant)
+    }
+
+    /// The customer's tickets for `merchant`, one per request's mode options
+    /// (e.g. `["--mode", "order", "--limit", "5000"]`), requested into wallet
+    /// w.db (created from c.key by the first), issued at `issued` and
+    /// accepted: their serials.
+    func tickets(_ requests: [[String]], customer: String, merchant: String, issued: Int) throws -> [String] {
+        try requests.enumerated().map { n, mode in
+            _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
+                         "--merchant", merchant, "--lifetime", "3600", "--out", "req\(n)"] + mode)
+            _ = try run(["bank", "issue", "--dir", "bank", "--request", "req\(n)", "--envelope", "env\(n)", "--ticket", "tkt\(n)",
+                         "--now", "\(issued)"])
+            return try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "env\(n)", "--ticket", "tkt\(n)"]))
+        }
+    }
+
     @Test("init, accounts, funding, tickets, payments into a batch, verify, deposit, settle, receipt, balances, refund, audit")
     func wholeFlow() throws {
         let issued = 1_900_000_000
@@ -80,10 +104,7 @@ struct FlowTests {
     @Test("goods with certified delivery through the subcommands")
     func goods() throws {
         let issued = 1_900_000_000
-        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
-        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
-        let merchant = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "merchant", "--key-out", "m.key"]))
-        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "100000"])
+        let (customer, merchant) = try bankWithAccounts()
         let content = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         write(content, to: "\(dir)/song")
         let merchantArgs = ["--bank-id", "9", "--merchant", merchant, "--key-file", "m.key", "--state", "m.db"]
@@ -94,10 +115,7 @@ struct FlowTests {
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/song.mpg"))
         _ = try run(["merchant", "seal-goods"] + merchantArgs + ["--in", "song", "--out", "song.mpg", "--item-number", "1",
                                                                   "--price", "2500", "--chunk", "4096"])
-        _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
-                     "--mode", "order", "--merchant", merchant, "--limit", "10000", "--out", "req"])
-        _ = try run(["bank", "issue", "--dir", "bank", "--request", "req", "--envelope", "env", "--ticket", "tkt", "--now", "\(issued)"])
-        let serial = try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "env", "--ticket", "tkt"]))
+        let serial = try tickets([["--mode", "order", "--limit", "10000"]], customer: customer, merchant: merchant, issued: issued)[0]
         _ = try run(["customer", "pay", "--wallet", "w.db", "--serial", serial, "--amount", "2500", "--goods", "song.mpg", "--batch", "b.mpb"])
         _ = try run(["merchant", "verify", "b.mpb"] + merchantArgs + ["--now", "\(issued + 10)"])
         _ = try run(["merchant", "key-envelope"] + merchantArgs + ["--serial", serial, "--goods", "song.mpg", "--out", "song.key"])
@@ -132,19 +150,9 @@ struct FlowTests {
     @Test("customer pay: an output that cannot be made costs nothing; a lost payment is sent again with --resend")
     func paymentsThatDidNotReachTheirFile() throws {
         let issued = 1_900_000_000
-        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
-        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
-        let merchantOut = try run(["bank", "open-account", "--dir", "bank", "--role", "merchant"])
-        let merchant = try number(after: "account", in: merchantOut)
-        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "100000"])
-        _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
-                     "--mode", "chain", "--merchant", merchant, "--unit", "10", "--length", "100", "--out", "r1"])
-        _ = try run(["customer", "request", "--wallet", "w.db", "--mode", "order", "--merchant", merchant, "--limit", "5000", "--out", "r2"])
-        var serials: [String] = []
-        for n in 1...2 {
-            _ = try run(["bank", "issue", "--dir", "bank", "--request", "r\(n)", "--envelope", "e\(n)", "--ticket", "t\(n)", "--now", "\(issued)"])
-            serials.append(try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "e\(n)", "--ticket", "t\(n)"])))
-        }
+        let (customer, merchant) = try bankWithAccounts()
+        let serials = try tickets([["--mode", "chain", "--unit", "10", "--length", "100"], ["--mode", "order", "--limit", "5000"]],
+                                  customer: customer, merchant: merchant, issued: issued)
         // The wallet is customer's: another account or key given with it is refused, not ignored.
         let other = try micropay(["customer", "request", "--wallet", "w.db", "--account", "\(UInt64(customer)! + 7)",
                                   "--mode", "order", "--merchant", merchant, "--limit", "10", "--out", "rx"], in: dir)
@@ -177,7 +185,7 @@ struct FlowTests {
 
         // Credited once each: words 1, 3 (once, then a duplicate), 4; the order of 400.
         let verify = try parseJSON(try run(["merchant", "verify", "day.mpb", "--bank-id", "9", "--merchant", merchant,
-                                            "--key", try number(after: "key", in: merchantOut), "--now", "\(issued + 100)", "--json"]))
+                                            "--key-file", "m.key", "--now", "\(issued + 100)", "--json"]))
         #expect(verify["credited"] as? Int == 40 + 400)
         #expect((verify["verdicts"] as? [String: Any])?["duplicate"] as? Int == 1)
 
@@ -196,7 +204,7 @@ struct FlowTests {
             }
             #expect(statuses.withLock { $0.sorted() } == [0, 65], "round \(round)")
             let raced = try parseJSON(try run(["merchant", "verify", file, "--bank-id", "9", "--merchant", merchant,
-                                               "--key", try number(after: "key", in: merchantOut), "--now", "\(issued + 100)", "--json"]))
+                                               "--key-file", "m.key", "--now", "\(issued + 100)", "--json"]))
             #expect(raced["records"] as? Int == 1, "round \(round)")
         }
     }

@@ -10,14 +10,9 @@ extension FlowTests {
     /// `m.db`; returns the merchant's arguments, the customer's serial and a
     /// function paying and verifying more units.
     func merchantWithPayment(units: Int) throws -> (merchant: [String], pay: (Int) throws -> Void) {
-        _ = try run(["bank", "init", "--dir", "bank", "--bank-id", "9"])
-        let customer = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "customer", "--key-out", "c.key"]))
-        let merchant = try number(after: "account", in: try run(["bank", "open-account", "--dir", "bank", "--role", "merchant", "--key-out", "m.key"]))
-        _ = try run(["bank", "fund", "--dir", "bank", "--account", customer, "--amount", "100000"])
-        _ = try run(["customer", "request", "--wallet", "w.db", "--bank-id", "9", "--account", customer, "--key-file", "c.key",
-                     "--mode", "chain", "--merchant", merchant, "--unit", "10", "--length", "100", "--lifetime", "3600", "--out", "req"])
-        _ = try run(["bank", "issue", "--dir", "bank", "--request", "req", "--envelope", "env", "--ticket", "tkt", "--now", "\(Self.issued)"])
-        let serial = try number(after: "ticket", in: try run(["customer", "accept", "--wallet", "w.db", "--envelope", "env", "--ticket", "tkt"]))
+        let (customer, merchant) = try bankWithAccounts()
+        let serial = try tickets([["--mode", "chain", "--unit", "10", "--length", "100"]], customer: customer, merchant: merchant,
+                                 issued: Self.issued)[0]
         let merchantArgs = ["--bank-id", "9", "--merchant", merchant, "--key-file", "m.key", "--state", "m.db"]
         var day = 0
         let pay = { (units: Int) throws in
