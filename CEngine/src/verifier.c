@@ -252,11 +252,24 @@ static inline void prefetch_slot(const shard *s, uint64_t serial) {
     __builtin_prefetch(&s->slots[home(s, serial)]);
 }
 
+/* ThreadSanitizer does not see mremap (google/sanitizers#1099): a range
+ * mremap frees keeps its old access history, and the next shard's array the
+ * kernel moves there is reported as racing with it. Under TSan the arrays
+ * grow by copy, the path other systems take. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MP_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MP_TSAN 1
+#endif
+
 /* Moves an entry array to a larger mapping. On Linux mremap moves the pages
  * themselves: nothing is copied, and no copy of a key is left behind in the
  * old range; elsewhere the array is copied and the old one zeroed. */
 static void *table_grow(void *old, size_t old_bytes, size_t new_bytes) {
-#if defined(__linux__) && defined(MREMAP_MAYMOVE)
+#if defined(__linux__) && defined(MREMAP_MAYMOVE) && !defined(MP_TSAN)
     void *p = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
