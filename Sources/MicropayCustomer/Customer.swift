@@ -141,8 +141,9 @@ public final class Customer: @unchecked Sendable {
         guard ticket.bankID == bankID, ticket.serial == envelope.serial else { throw .envelopeMismatch(field: "ticket serial") }
         guard ticket.merchant == body.merchant else { throw .envelopeMismatch(field: "ticket merchant") }
         let serial = envelope.serial
-        if let existing = try? self.ticket(serial: serial) { return existing }
         try wallet.write { db in
+            // Inside the write lock: another process may be accepting the same answer.
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM ticket WHERE serial = ?", arguments: [serial.stored]) ?? false { return }
             guard let row = try Row.fetchOne(db, sql: "SELECT bytes FROM request WHERE request_id = ?",
                                              arguments: [Data(body.requestID.bytes)]) else {
                 throw CustomerError.noPendingRequest(requestID: body.requestID.hex)

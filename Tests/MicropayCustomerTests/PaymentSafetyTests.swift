@@ -43,6 +43,32 @@ struct PaymentSafetyTests {
         #expect(HashChain.walk(chainID: request.chainID, from: 4096, word: payment.word, to: 0) == request.root)
     }
 
+    @Test("handles accepting the bank's answer at once all keep the one ticket")
+    func concurrentAccepts() throws {
+        let path = temporaryPath("wallet.db")
+        let customer = try Customer.create(walletPath: path, bankID: Self.bankID, account: V.int("keys", "customer"),
+                                           key: V.key("keys", "K_C"))
+        let request = try customer.requestOrderTicket(merchant: Self.merchant, limit: 5000, lifetime: 3600)
+        let body = EnvelopeBody(merchant: Self.merchant, limit: 5000, unit: 0, chainLength: 0, chainID: Bytes12(),
+                                issued: 1_800_000_000, expires: 1_800_003_600, sessionKey: .random(), requestID: request.requestID)
+        let envelope = Envelope.seal(body: body, bankID: Self.bankID, serial: 43, customer: customer.account,
+                                     customerKey: V.key("keys", "K_C"))
+        let ticket = try Ticket(decoding: V.bytes("issue_order", "ticket"))
+        let handles = try (0..<4).map { _ in try Customer.open(walletPath: path) }
+        let failures = Mutex<[String]>([])
+        // All four find no ticket yet while another writer holds the wallet, then take turns.
+        try whileAnotherWriterHolds(path) {
+            DispatchQueue.concurrentPerform(iterations: 4) { i in
+                do { _ = try handles[i].accept(envelope: envelope, ticket: ticket) } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(try customer.tickets().map(\.serial) == [43])
+        #expect(try customer.payOrder(serial: 43, amount: 10, item: Bytes16()).seq == 1)
+    }
+
     @Test("the last payment's bytes are kept: none before the first, then each one's")
     func lastPaymentIsKept() throws {
         let (chain, _) = try customer(chainLength: 100)
@@ -103,27 +129,12 @@ struct PaymentSafetyTests {
             let path = temporaryPath("wallet.db")
             try FileManager.default.copyItem(at: fixture.appendingPathComponent("wallet.db"), to: URL(fileURLWithPath: path))
             // Another process's write transaction: every opener reads the schema as old, then waits.
-            let holder = try DatabaseQueue(path: path)
             let failures = Mutex<[String]>([])
-            let held = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                do {
-                    try holder.inTransaction(.immediate) { _ in
-                        held.signal()
-                        usleep(300_000)
-                        return .commit
+            try whileAnotherWriterHolds(path) {
+                DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                    do { _ = try Customer.open(walletPath: path).lastPayment(serial: 1) } catch {
+                        failures.withLock { $0.append("\(error)") }
                     }
-                } catch {
-                    failures.withLock { $0.append("holder: \(error)") }
-                    held.signal()
-                }
-                released.signal()
-            }
-            held.wait()
-            defer { released.wait() }
-            DispatchQueue.concurrentPerform(iterations: 4) { _ in
-                do { _ = try Customer.open(walletPath: path).lastPayment(serial: 1) } catch {
-                    failures.withLock { $0.append("\(error)") }
                 }
             }
             #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
@@ -146,5 +157,30 @@ struct PaymentSafetyTests {
         #expect(try customer.lastPayment(serial: 1) == payment.encoded())
         let order = try customer.payOrder(serial: 2, amount: 5, item: Bytes16())
         #expect(order.seq == 2 && order.cumulative == 705)
+    }
+
+    /// Runs `body` while another connection holds the wallet's write lock for
+    /// its first 0.3 s, as another process paying would.
+    func whileAnotherWriterHolds(_ path: String, _ body: () throws -> Void) throws {
+        let holder = try DatabaseQueue(path: path)
+        let held = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
+        let failure = Mutex<String?>(nil)
+        DispatchQueue.global().async {
+            do {
+                try holder.inTransaction(.immediate) { _ in
+                    held.signal()
+                    usleep(300_000)
+                    return .commit
+                }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                held.signal()
+            }
+            released.signal()
+        }
+        held.wait()
+        defer { released.wait() }
+        try body()
+        #expect(failure.withLock { $0 } == nil)
     }
 }
