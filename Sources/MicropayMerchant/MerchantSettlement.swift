@@ -159,15 +159,22 @@ extension Merchant {
         guard claims.count == receipt.codes.count else {
             throw .receiptCountMismatch(batchID: batchID, claims: claims.count, codes: receipt.codes.count)
         }
-        if (stored["settled"] as Int64) != 0 {
-            guard (stored["receipt"] as Data?).map(Array.init) == receipt.bytes else { throw .receiptConflict(batchID: batchID) }
-            return ReceiptOutcome(batchID: batchID, credited: receipt.credited, expectedCredited: receipt.credited,
-                                  codes: receipt.codes, alreadyApplied: true)
-        }
         let facts = claims.enumerated().map { n, row in
             ClaimFact(batch: batchID, serial: u64(row["serial"]),
                       position: UInt32(truncatingIfNeeded: row["claim_position"] as Int64), amount: u64(row["amount"]),
                       accepted: receipt.codes[n] == .accepted, settled: true)
+        }
+        if (stored["settled"] as Int64) != 0 {
+            guard (stored["receipt"] as Data?).map(Array.init) == receipt.bytes else { throw .receiptConflict(batchID: batchID) }
+            // Checked again from every claim known now: a mismatch found when a
+            // later Receipt completed the check is found again here.
+            let known = try claimFacts(serials: Set(facts.map(\.serial)), replacing: facts)
+            let (expected, waiting) = Self.expectation(of: facts, others: known)
+            var outcome = ReceiptOutcome(batchID: batchID, credited: receipt.credited,
+                                         expectedCredited: waiting.isEmpty ? expected : nil, codes: receipt.codes,
+                                         alreadyApplied: true)
+            outcome.waitingFor = waiting
+            return outcome
         }
         // Settled positions after this Receipt.
         var settledNow: [UInt64: (position: UInt32, amount: UInt64)] = [:]
@@ -222,14 +229,21 @@ extension Merchant {
         // only the pending Deposits' claims need reading.
         let inOrder = facts.allSatisfy { (tickets[$0.serial]?.settled ?? 0) < $0.position }
         if inOrder {
-            var others = try store.read { db in
-                try Dictionary(grouping: Row.fetchAll(db, sql: """
+            // Only this Receipt's tickets: the next day's Deposit may hold a claim on every ticket.
+            let serials = Set(facts.map(\.serial))
+            var others: [UInt64: [ClaimFact]] = [:]
+            try store.read { db in
+                let rows = try Row.fetchCursor(db, sql: """
                     SELECT c.batch_id, c.serial, c.claim_position FROM deposit d JOIN deposit_claim c ON c.batch_id = d.batch_id
                     WHERE d.settled = 0 AND d.batch_id != ?
-                    """, arguments: [i64(batchID)]).map { row in
-                        ClaimFact(batch: u64(row[0]), serial: u64(row[1]), position: UInt32(truncatingIfNeeded: row[2] as Int64),
-                                  amount: 0, accepted: false, settled: false)
-                    }, by: \.serial)
+                    """, arguments: [i64(batchID)])
+                while let row = try rows.next() {
+                    let serial = u64(row[1])
+                    guard serials.contains(serial) else { continue }
+                    others[serial, default: []].append(ClaimFact(
+                        batch: u64(row[0]), serial: serial, position: UInt32(truncatingIfNeeded: row[2] as Int64),
+                        amount: 0, accepted: false, settled: false))
+                }
             }
             for fact in facts {
                 guard let entry = tickets[fact.serial] else { continue }
@@ -267,8 +281,19 @@ extension Merchant {
                 accepted: (row[4] as Int64?) == Int64(Verdict.accepted.rawValue), settled: true))
         }
         known = try claimFacts(serials: Set(byBatch.values.joined().map(\.serial)), replacing: facts)
+        // As they were before this Receipt: this Deposit pending.
+        var before = known
+        for (serial, list) in before {
+            before[serial] = list.map { fact in
+                var fact = fact
+                if fact.batch == batchID { (fact.accepted, fact.settled) = (false, false) }
+                return fact
+            }
+        }
         var rechecked: [DepositCheck] = []
         for (batch, claims) in byBatch.sorted(by: { $0.key < $1.key }) {
+            // Only a Deposit that waited for this one: any other was checked already.
+            guard Self.expectation(of: claims, others: before).1.contains(batchID) else { continue }
             let (laterExpected, laterWaiting) = Self.expectation(of: claims, others: known)
             guard laterWaiting.isEmpty else { continue }
             rechecked.append(DepositCheck(batchID: batch, credited: credits[batch] ?? 0, expectedCredited: laterExpected))
@@ -304,15 +329,15 @@ extension Merchant {
         var expected: UInt64 = 0
         var waiting = Set<UInt64>()
         for claim in claims where claim.accepted {
-            var baseline: (position: UInt32, amount: UInt64) = (0, 0)
             // (A Deposit claims a serial once: its own claim is not below itself.)
-            for other in others[claim.serial] ?? [] where other.position < claim.position {
-                if !other.settled {
-                    waiting.insert(other.batch)
-                } else if other.accepted && other.position >= baseline.position {
-                    baseline = (other.position, other.amount)
-                }
+            let below = (others[claim.serial] ?? []).filter { $0.position < claim.position }
+            var baseline: (position: UInt32, amount: UInt64) = (0, 0)
+            for other in below where other.settled && other.accepted && other.position >= baseline.position {
+                baseline = (other.position, other.amount)
             }
+            // A pending claim at or below the baseline cannot raise it: the bank,
+            // accepting the baseline's claim, had settled nothing above it.
+            for other in below where !other.settled && other.position > baseline.position { waiting.insert(other.batch) }
             expected &+= claim.amount - min(claim.amount, baseline.amount)
         }
         return (expected, waiting.sorted())

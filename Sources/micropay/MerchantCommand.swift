@@ -308,7 +308,8 @@ struct MerchantDeposit: ParsableCommand {
                 print("wrote \(out): pending deposit batch \(resend) again, byte for byte (\(bytes.count) bytes)")
                 return
             }
-            let before = merchant.ticketStates
+            // By serial: a Deposit may claim a million tickets.
+            let before = Dictionary(merchant.ticketStates.map { ($0.serial, $0) }, uniquingKeysWith: { first, _ in first })
             guard let deposit = try merchantCall(state, { () throws(MerchantError) in
                 try merchant.makeDeposit(batchID: batchID, now: now ?? currentTime())
             }) else {
@@ -325,7 +326,7 @@ struct MerchantDeposit: ParsableCommand {
                                 + "write it again with --resend \(deposit.batchID)")
             }
             let claimed = deposit.claims.reduce(UInt64(0)) { sum, claim in
-                let old = before.first { $0.serial == claim.serial }
+                let old = before[claim.serial]
                 let amount: UInt64 = switch claim {
                 case .chain(let p): UInt64(p.index) * (old?.unit ?? 0)
                 case .order(let o): o.cumulative
