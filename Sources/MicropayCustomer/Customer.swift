@@ -122,10 +122,7 @@ public final class Customer: @unchecked Sendable {
                                arguments: [Data(request.requestID.bytes), Data(request.bytes), checkpoints])
             }
             guard let chain else { return try insert(nil) }
-            try chain.withSerializedCheckpoints { blob in
-                try insert(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: blob.baseAddress!), count: blob.count,
-                                deallocator: .none))
-            }
+            try chain.withSerializedCheckpoints { try Wallet.binding($0, insert) }
         }
         return request
     }

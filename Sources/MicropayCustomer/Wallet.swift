@@ -149,10 +149,13 @@ final class Wallet: @unchecked Sendable {
 
     /// Runs `body` with the key's bytes as Data to bind, valid only during the call.
     static func binding<T>(_ key: SecretKey, _ body: (Data) throws -> T) throws -> T {
-        try key.withUnsafeBytes { raw in
-            try body(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: raw.baseAddress!), count: raw.count,
-                          deallocator: .none))
-        }
+        try key.withUnsafeBytes { try binding($0, body) }
+    }
+
+    /// Runs `body` with `secret` as Data to bind, no copy, valid only during the call.
+    static func binding<T>(_ secret: UnsafeRawBufferPointer, _ body: (Data) throws -> T) throws -> T {
+        try body(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: secret.baseAddress!), count: secret.count,
+                      deallocator: .none))
     }
 
     /// The secret in `column` of a row read from a cursor (`Row.fetchCursor`).
