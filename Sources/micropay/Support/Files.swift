@@ -146,12 +146,14 @@ final class BatchAppender {
     }
 
     func append(_ records: [[UInt8]]) throws {
-        var bytes: [UInt8] = []
-        for record in records {
-            bytes.append(UInt8(record.count >> 8))
-            bytes.append(UInt8(record.count & 0xff))
-            bytes += record
+        // The format's own framing, then without the magic the file already has.
+        var writer = BatchFileWriter()
+        do {
+            for record in records { try writer.append(record) }
+        } catch {
+            throw ToolError(.dataError, "\(path): \(error)")
         }
+        let bytes = writer.bytes.dropFirst(BatchFile.magic.count)
         guard flock(fd, LOCK_EX) == 0 else { throw ToolError(.ioError, "\(path): cannot lock the batch file (\(errnoText()))") }
         defer { flock(fd, LOCK_UN) }
         let start = lseek(fd, 0, SEEK_END)
