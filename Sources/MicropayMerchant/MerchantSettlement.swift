@@ -17,10 +17,21 @@ public struct ReceiptOutcome: Sendable, Equatable {
     /// The same Receipt had already been applied: nothing changed.
     public let alreadyApplied: Bool
     /// The pending Deposits whose Receipts decide `expectedCredited`.
-    public var waitingFor: [UInt64] = []
+    public let waitingFor: [UInt64]
     /// Deposits applied before this Receipt whose expectation waited for it,
     /// checked now.
-    public var rechecked: [DepositCheck] = []
+    public let rechecked: [DepositCheck]
+
+    /// The outcome of applying `receipt`: `expected` stands only if nothing is waited for.
+    init(_ receipt: Receipt, alreadyApplied: Bool, expected: UInt64, waitingFor: [UInt64], rechecked: [DepositCheck]) {
+        batchID = receipt.batchID
+        credited = receipt.credited
+        expectedCredited = waitingFor.isEmpty ? expected : nil
+        codes = receipt.codes
+        self.alreadyApplied = alreadyApplied
+        self.waitingFor = waitingFor
+        self.rechecked = rechecked
+    }
 
     /// Every credit that can be checked now is what the claims add up to.
     public var addsUp: Bool {
@@ -43,6 +54,15 @@ private struct ClaimFact {
     let amount: UInt64
     var accepted: Bool
     var settled: Bool
+}
+
+extension ClaimFact {
+    /// A stored claim from a row of `c.batch_id, c.serial, c.claim_position,
+    /// c.amount, c.result` (deposit_claim), accepted if its result says so.
+    init(claim row: Row, settled: Bool) {
+        self.init(batch: u64(row[0]), serial: u64(row[1]), position: UInt32(truncatingIfNeeded: row[2] as Int64),
+                  amount: u64(row[3]), accepted: (row[4] as Int64?) == Int64(Verdict.accepted.rawValue), settled: settled)
+    }
 }
 
 extension Merchant {
@@ -170,11 +190,7 @@ extension Merchant {
             // later Receipt completed the check is found again here.
             let known = try claimFacts(serials: Set(facts.map(\.serial)), replacing: facts)
             let (expected, waiting) = Self.expectation(of: facts, others: known)
-            var outcome = ReceiptOutcome(batchID: batchID, credited: receipt.credited,
-                                         expectedCredited: waiting.isEmpty ? expected : nil, codes: receipt.codes,
-                                         alreadyApplied: true)
-            outcome.waitingFor = waiting
-            return outcome
+            return ReceiptOutcome(receipt, alreadyApplied: true, expected: expected, waitingFor: waiting, rechecked: [])
         }
         // Settled positions after this Receipt.
         var settledNow: [UInt64: (position: UInt32, amount: UInt64)] = [:]
@@ -198,11 +214,7 @@ extension Merchant {
             try db.execute(sql: "UPDATE deposit SET settled = 1, receipt = ?, credited = ? WHERE batch_id = ?",
                            arguments: [Data(receipt.bytes), i64(receipt.credited), i64(batchID)])
         }
-        var outcome = ReceiptOutcome(batchID: batchID, credited: receipt.credited, expectedCredited: waiting.isEmpty ? expected : nil,
-                                     codes: receipt.codes, alreadyApplied: false)
-        outcome.waitingFor = waiting
-        outcome.rechecked = rechecked
-        return outcome
+        return ReceiptOutcome(receipt, alreadyApplied: false, expected: expected, waitingFor: waiting, rechecked: rechecked)
     }
 
     // What the bank should have credited. The bank credits an accepted claim
@@ -255,7 +267,8 @@ extension Merchant {
         }
         // Some Receipt for a claim above this Deposit's was applied first: read
         // every claim on these serials, then check the Deposits it may have waited for.
-        var known = try claimFacts(serials: Set(facts.map(\.serial)), replacing: facts)
+        let serials = Set(facts.map(\.serial))
+        var known = try claimFacts(serials: serials, replacing: facts)
         let (expected, waiting) = Self.expectation(of: facts, others: known)
         var later = Set<UInt64>()
         for fact in facts {
@@ -274,13 +287,15 @@ extension Merchant {
         var credits: [UInt64: UInt64] = [:]
         var byBatch: [UInt64: [ClaimFact]] = [:]
         for row in laterFacts {
-            let batch = u64(row[0])
-            credits[batch] = u64(row[5])
-            byBatch[batch, default: []].append(ClaimFact(
-                batch: batch, serial: u64(row[1]), position: UInt32(truncatingIfNeeded: row[2] as Int64), amount: u64(row[3]),
-                accepted: (row[4] as Int64?) == Int64(Verdict.accepted.rawValue), settled: true))
+            let fact = ClaimFact(claim: row, settled: true)
+            credits[fact.batch] = u64(row[5])
+            byBatch[fact.batch, default: []].append(fact)
         }
-        known = try claimFacts(serials: Set(byBatch.values.joined().map(\.serial)), replacing: facts)
+        // Their other tickets' claims too: one more pass over the claims, only if they have any.
+        let laterSerials = Set(byBatch.values.joined().map(\.serial))
+        if !laterSerials.isSubset(of: serials) {
+            known = try claimFacts(serials: serials.union(laterSerials), replacing: facts)
+        }
         // As they were before this Receipt: this Deposit pending.
         var before = known
         for (serial, list) in before {
@@ -314,9 +329,7 @@ extension Merchant {
             while let row = try rows.next() {
                 let serial = u64(row[1])
                 guard serials.contains(serial), u64(row[0]) != batchID else { continue }
-                facts[serial, default: []].append(ClaimFact(
-                    batch: u64(row[0]), serial: serial, position: UInt32(truncatingIfNeeded: row[2] as Int64), amount: u64(row[3]),
-                    accepted: (row[4] as Int64?) == Int64(Verdict.accepted.rawValue), settled: (row[5] as Int64) != 0))
+                facts[serial, default: []].append(ClaimFact(claim: row, settled: (row[5] as Int64) != 0))
             }
         }
         for fact in current where serials.contains(fact.serial) { facts[fact.serial, default: []].append(fact) }
